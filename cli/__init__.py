@@ -1,0 +1,1 @@
+"""The ``tongban`` command line: an adapter over ``engine.api.Engine``."""

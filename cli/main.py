@@ -1,0 +1,274 @@
+"""Command line. Every command takes ``--json``; failures exit non-zero with one line on stderr."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from pathlib import Path
+
+import click
+
+from engine.errors import EngineError, InvalidProcess
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _engine():
+    from engine.api import Engine
+
+    eng = Engine()
+    eng.upgrade()
+    return eng
+
+
+def _out(ctx_json: bool, value, human=None):
+    if ctx_json:
+        click.echo(json.dumps(value, ensure_ascii=False, default=str))
+    elif human is not None:
+        click.echo(human(value) if callable(human) else human)
+    else:
+        click.echo(json.dumps(value, ensure_ascii=False, default=str, indent=2))
+
+
+def _parse_data(text: str | None) -> dict:
+    if not text:
+        return {}
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise click.UsageError(f"--data is not valid JSON: {exc}") from exc
+    if not isinstance(value, dict):
+        raise click.UsageError("--data must be a JSON object")
+    return value
+
+
+class _Group(click.Group):
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except InvalidProcess as exc:
+            as_json = "--json" in sys.argv
+            if as_json:
+                click.echo(json.dumps({"error": exc.code, "message": str(exc),
+                                       "problems": [p.as_dict() for p in exc.problems]}, ensure_ascii=False))
+            else:
+                for p in exc.problems[1:]:
+                    click.echo(f"  {p}", err=True)
+            click.echo(f"error: {exc}", err=True)
+            sys.exit(1)
+        except EngineError as exc:
+            if "--json" in sys.argv:
+                click.echo(json.dumps({"error": exc.code, "message": str(exc)}, ensure_ascii=False))
+            click.echo(f"error: {exc}", err=True)
+            sys.exit(1)
+
+
+json_opt = click.option("--json", "as_json", is_flag=True, help="machine-readable output")
+
+
+@click.group(cls=_Group)
+def main():
+    """Tongban (通办): run re-engineered administrative processes."""
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("tongban").setLevel(logging.INFO)
+
+
+@main.command()
+@click.argument("paths", nargs=-1, required=True)
+@click.option("--as", "actor", default="system")
+@json_opt
+def deploy(paths, actor, as_json):
+    """Deploy BPMN/DMN files or folders; prints key, version and id per process."""
+    result = [d.as_dict() for d in _engine().deploy_paths(list(paths), actor=actor)]
+    _out(as_json, result, lambda r: "\n".join(
+        f"{d['key']} v{d['version']} (id {d['id']}){'' if d['created'] else ' unchanged'}" for d in r))
+
+
+@main.command()
+@click.argument("key")
+@click.option("--data", default=None, help="JSON object of start data")
+@click.option("--business-key", default=None)
+@click.option("--as", "actor", default="system")
+@json_opt
+def start(key, data, business_key, actor, as_json):
+    """Start an instance of the newest version of KEY."""
+    r = _engine().start(key, _parse_data(data), business_key, actor=actor)
+    _out(as_json, r, lambda r: f"instance {r['instance_id']} {r['status']}")
+
+
+@main.command()
+@click.option("--instance", "instance_id", type=int, default=None)
+@click.option("--user", default=None)
+@click.option("--group", default=None)
+@click.option("--status", default="open", type=click.Choice(["open", "completed", "cancelled", "all"]))
+@json_opt
+def tasks(instance_id, user, group, status, as_json):
+    """List human tasks."""
+    rows = _engine().tasks(instance_id=instance_id, user=user, group=group, status=status)
+    _out(as_json, rows, lambda rows: "\n".join(
+        f"{t['id']:>6}  inst {t['instance_id']:<6} {t['bpmn_id']:<24} {t['name']:<20} "
+        f"{','.join(t['candidate_groups']):<20} {t['assignee'] or '-':<12} due {t['due_at'] or '-'}"
+        for t in rows) or "no tasks")
+
+
+@main.command()
+@click.argument("task_id", type=int)
+@click.option("--as", "actor", required=True)
+@json_opt
+def claim(task_id, actor, as_json):
+    """Claim a task."""
+    _out(as_json, _engine().claim(task_id, actor), lambda t: f"task {t['id']} claimed by {t['assignee']}")
+
+
+@main.command()
+@click.argument("task_id", type=int)
+@click.option("--data", default=None, help="JSON object of form data")
+@click.option("--decision", default=None)
+@click.option("--opinion", default=None)
+@click.option("--as", "actor", required=True)
+@json_opt
+def complete(task_id, data, decision, opinion, actor, as_json):
+    """Complete a task as a user who may act on it."""
+    r = _engine().complete(task_id, actor, _parse_data(data), decision, opinion)
+    _out(as_json, r, lambda r: f"instance {r['instance_id']} {r['status']}")
+
+
+@main.command()
+@click.argument("name")
+@click.option("--payload", default=None, help="JSON object")
+@click.option("--correlation", default=None, help="JSON object of correlation property values")
+@click.option("--business-key", default=None)
+@json_opt
+def message(name, payload, correlation, business_key, as_json):
+    """Deliver a message to the instance waiting for it."""
+    r = _engine().send_message(name, _parse_data(payload), _parse_data(correlation) or None, business_key)
+    _out(as_json, r)
+
+
+@main.command()
+@click.argument("instance_id", type=int)
+@json_opt
+def show(instance_id, as_json):
+    """Status, data, open tasks and history of an instance."""
+    _out(as_json, _engine().show(instance_id))
+
+
+@main.command()
+@click.option("--status", default=None)
+@json_opt
+def instances(status, as_json):
+    """List instances, newest first."""
+    rows = _engine().instances(status)
+    _out(as_json, rows, lambda rows: "\n".join(
+        f"{i['id']:>6}  {i['process_key']:<28} {i['status']:<10} {i['business_key'] or '-'}" for i in rows)
+        or "no instances")
+
+
+@main.command()
+@json_opt
+def definitions(as_json):
+    """List deployed process versions."""
+    _out(as_json, _engine().definitions(), lambda rows: "\n".join(
+        f"{d['id']:>4}  {d['key']:<28} v{d['version']}" for d in rows))
+
+
+@main.command()
+@click.option("--once", is_flag=True, help="claim and run due jobs once, then exit")
+@click.option("--interval", default=1.0, type=float)
+@json_opt
+def worker(once, interval, as_json):
+    """Run due jobs (timers, retries) with APScheduler as the trigger."""
+    from cli.worker import make_scheduler, worker_id
+
+    eng = _engine()
+    if once:
+        _out(as_json, eng.run_due_jobs(worker_id()))
+        return
+    click.echo(f"worker {worker_id()} claiming due jobs every {interval:g}s", err=True)
+    make_scheduler(eng, interval=interval).start()
+
+
+@main.group()
+def db():
+    """Database schema."""
+
+
+@db.command("upgrade")
+@json_opt
+def db_upgrade(as_json):
+    from engine.db import database_url
+    from engine.migrate import current, upgrade
+
+    url = database_url()
+    upgrade(url)
+    _out(as_json, {"revision": current(url)}, lambda r: f"database at revision {r['revision']}")
+
+
+@main.group()
+def audit():
+    """Audit log."""
+
+
+@audit.command("verify")
+@json_opt
+def audit_verify(as_json):
+    """Check the hash chain of the audit log."""
+    v = _engine().verify_audit()
+    _out(as_json, v.as_dict(), lambda v: f"audit chain ok ({v['events']} events)" if v["ok"]
+         else f"audit chain BROKEN at event {v['first_bad_id']}: {v['reason']}")
+    if not v.ok:
+        sys.exit(1)
+
+
+@main.group()
+def users():
+    """Users and their groups."""
+
+
+@users.command("add")
+@click.argument("name")
+@click.option("--group", "groups", multiple=True)
+@click.option("--display-name", default="")
+@json_opt
+def users_add(name, groups, display_name, as_json):
+    _out(as_json, _engine().add_user(name, groups, display_name),
+         lambda u: f"user {u['name']} in {', '.join(u['groups']) or 'no groups'}")
+
+
+@users.command("list")
+@json_opt
+def users_list(as_json):
+    _out(as_json, _engine().users(), lambda rows: "\n".join(f"{u['name']:<20} {', '.join(u['groups'])}" for u in rows))
+
+
+DEMO_USERS = {
+    "window_clerk": ["window"], "approver": ["approval"], "market_clerk": ["market"],
+    "tobacco_clerk": ["tobacco"], "drug_clerk": ["drug"], "leader": ["leader"],
+}
+
+
+@main.command()
+@click.option("--demo", is_flag=True, help="deploy the examples and create demo users first")
+@click.option("--host", default="127.0.0.1")
+@click.option("--port", default=5000, type=int)
+def serve(demo, host, port):
+    """Run the product on the embedded default: the worker, and with --demo the demo data."""
+    eng = _engine()
+    if demo:
+        for name, groups in DEMO_USERS.items():
+            eng.add_user(name, groups)
+        deployed = eng.deploy_paths([ROOT / "bpmn_examples"], actor="system")
+        click.echo("deployed: " + ", ".join(f"{d.key} v{d.version}" for d in deployed))
+        click.echo("demo users (name: groups):")
+        for name, groups in DEMO_USERS.items():
+            click.echo(f"  {name}: {', '.join(groups)}")
+    click.echo(f"database: {eng.db.url.render_as_string(hide_password=True)}")
+    click.echo("try: tongban start lanes_review --as window_clerk; tongban tasks --user window_clerk")
+    from cli.worker import make_scheduler
+
+    make_scheduler(eng).start()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,407 @@
+"""Instances and the step transaction.
+
+One action = one short transaction owned by the caller:
+load the row (hot cache keyed by row version, else deserialize) → check the action is
+allowed → apply it and run engine steps until the instance waits → sync human tasks, jobs,
+subscriptions and audit → write the state with ``version = version + 1`` guarded by the old
+version (SQLAlchemy's version counter; a stale writer gets ``Conflict``).
+The workflow object is taken out of the hot cache while an action runs and only put back
+after the commit, so a failed or rolled-back action never leaves a half-updated workflow behind.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections import OrderedDict
+from datetime import datetime, timedelta
+
+from sqlalchemy import delete, event, select
+from sqlalchemy.orm import Session
+from sqlalchemy.orm.exc import StaleDataError
+from SpiffWorkflow.bpmn import BpmnWorkflow
+from SpiffWorkflow.bpmn.specs.event_definitions.message import MessageEventDefinition
+from SpiffWorkflow.bpmn.specs.event_definitions.timer import TimerEventDefinition
+from SpiffWorkflow.bpmn.util.event import BpmnEvent
+from SpiffWorkflow.exceptions import SpiffWorkflowException, WorkflowException
+from SpiffWorkflow.util.task import TaskState
+
+from . import audit
+from . import clock as clock_mod
+from .directory import get_user, group_names
+from .errors import Conflict, EngineError, NotAllowed, NotFound, ScriptError
+from .models import EventSubscription, HumanTask, Incident, Instance, Job, TaskCandidate
+from .serialization import dump_state, load_state, to_jsonable
+from .sla import due_times
+
+POLL_SECONDS = 5
+
+
+class HotCache:
+    """Live workflows of recently touched instances, keyed by instance id with their row version."""
+
+    def __init__(self, size: int = 2000):
+        self.size = size
+        self._items: OrderedDict[int, tuple[int, BpmnWorkflow]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def take(self, instance_id: int, version: int) -> BpmnWorkflow | None:
+        with self._lock:
+            item = self._items.pop(instance_id, None)
+        if item and item[0] == version:
+            return item[1]
+        return None
+
+    def put(self, instance_id: int, version: int, workflow: BpmnWorkflow) -> None:
+        with self._lock:
+            self._items[instance_id] = (version, workflow)
+            self._items.move_to_end(instance_id)
+            while len(self._items) > self.size:
+                self._items.popitem(last=False)
+
+    def clear(self):
+        with self._lock:
+            self._items.clear()
+
+
+@event.listens_for(Session, "after_commit")
+def _after_commit(session):
+    for fn in session.info.pop("tb_after_commit", []):
+        fn()
+
+
+@event.listens_for(Session, "after_rollback")
+def _after_rollback(session):
+    session.info.pop("tb_after_commit", None)
+
+
+def _on_commit(session: Session, fn) -> None:
+    session.info.setdefault("tb_after_commit", []).append(fn)
+
+
+def _translate(exc: Exception) -> ScriptError:
+    """SpiffWorkflow wraps script failures; give the designer the element and the cause."""
+    inner = getattr(exc, "exception", None)
+    element = None
+    task = getattr(exc, "task", None)
+    if task is not None:
+        element = getattr(task.task_spec, "bpmn_id", None) or task.task_spec.name
+    elif getattr(exc, "task_spec", None) is not None:
+        element = getattr(exc.task_spec, "bpmn_id", None) or exc.task_spec.name
+    cause = inner if isinstance(inner, ScriptError) else None
+    text = str(cause or inner or exc).split("\n")[0]
+    where = f" in '{element}'" if element else ""
+    err = ScriptError(f"script or expression failed{where}: {text}", element_id=element,
+                      line=getattr(exc, "line_number", None) or (cause.line if cause else None))
+    return err
+
+
+class Runtime:
+    """Engine operations on instances. Functions take a session and never commit."""
+
+    def __init__(self, specs, clock, script_engine_factory):
+        self.specs = specs
+        self.clock = clock
+        self.hot = HotCache()
+        self._script_engine = script_engine_factory()
+
+    # ---- loading and saving -------------------------------------------------------------
+    def _load(self, session: Session, instance_id: int) -> tuple[Instance, BpmnWorkflow, dict]:
+        row = session.get(Instance, instance_id)
+        if row is None:
+            raise NotFound(f"no instance {instance_id}")
+        spec, subs, manifest = self.specs.get(session, row.definition_id)
+        wf = self.hot.take(row.id, row.version)
+        if wf is None:
+            wf = load_state(row.state, spec, subs, self._script_engine)
+        return row, wf, manifest
+
+    def _steps(self, wf: BpmnWorkflow, action) -> None:
+        with clock_mod.using(self.clock):
+            try:
+                action()
+                wf.do_engine_steps()
+            except ScriptError:
+                raise
+            except (SpiffWorkflowException, WorkflowException) as exc:
+                raise _translate(exc) from exc
+
+    def _save(self, session: Session, row: Instance, wf: BpmnWorkflow, manifest: dict, actor: str,
+              new: bool = False) -> None:
+        now = self.clock.now()
+        self._sync_tasks(session, row, wf, manifest, now, new)
+        if manifest.get("has_timers"):
+            self._sync_timers(session, row, wf, now)
+        if manifest.get("has_messages"):
+            self._sync_subscriptions(session, row, wf)
+        row.state = dump_state(wf)
+        last = wf.last_task or wf.task_tree
+        row.data = to_jsonable(last.data)
+        row.updated_at = now
+        if wf.is_completed() and row.status == "running":
+            row.status = "completed"
+            row.ended_at = now
+            audit.append(session, self.clock, actor, "end", instance_id=row.id)
+        try:
+            session.flush()
+        except StaleDataError as exc:
+            raise Conflict(f"instance {row.id} was changed by someone else; reload and try again") from exc
+        version = row.version
+        _on_commit(session, lambda: self.hot.put(row.id, version, wf))
+
+    def _sync_tasks(self, session, row, wf, manifest, now, new):
+        ready = {str(t.id): t for t in wf.get_tasks(state=TaskState.READY, manual=True)}
+        existing = {} if new else {
+            h.spiff_task_id: h for h in session.scalars(
+                select(HumanTask).where(HumanTask.instance_id == row.id, HumanTask.status == "open"))}
+        for tid, h in existing.items():
+            if tid not in ready:
+                h.status = "cancelled"
+                h.completed_at = now
+                session.execute(delete(TaskCandidate).where(TaskCandidate.task_id == h.id))
+        for tid, t in ready.items():
+            if tid in existing:
+                continue
+            bpmn_id = getattr(t.task_spec, "bpmn_id", None) or t.task_spec.name
+            entry = manifest["tasks"].get(bpmn_id, {})
+            groups = [_resolve(g, t.data) for g in entry.get("candidate_groups", [])]
+            users = [_resolve(u, t.data) for u in entry.get("candidate_users", [])]
+            assignee = _resolve(entry["assignee"], t.data) if entry.get("assignee") else None
+            due_at, warn_at = due_times(entry, now, t.data)
+            h = HumanTask(
+                instance_id=row.id, spiff_task_id=tid, process_key=row.process_key, bpmn_id=bpmn_id,
+                name=getattr(t.task_spec, "bpmn_name", None) or entry.get("name") or bpmn_id,
+                lane=entry.get("lane") or getattr(t.task_spec, "lane", None),
+                candidate_groups=[g for g in groups if g], candidate_users=[u for u in users if u],
+                assignee=assignee or None, status="open", form_key=entry.get("form_key"),
+                created_at=now, due_at=due_at, warn_at=warn_at)
+            session.add(h)
+            session.flush()
+            for g in h.candidate_groups:
+                session.add(TaskCandidate(task_id=h.id, kind="group", name=g))
+            for u in h.candidate_users:
+                session.add(TaskCandidate(task_id=h.id, kind="user", name=u))
+
+    def _sync_timers(self, session, row, wf, now):
+        wanted = {}
+        for t in list(wf.event_manager.tasks.values()):
+            definition = t.task_spec.event_definition
+            if not isinstance(definition, TimerEventDefinition):
+                continue
+            value = t._get_internal_data("event_value")
+            if isinstance(value, dict):
+                value = value.get("next")
+            try:
+                fire_at = datetime.fromisoformat(value) if value else None
+            except (TypeError, ValueError):
+                fire_at = None
+            if fire_at is not None and fire_at.tzinfo is None:
+                fire_at = fire_at.astimezone()
+            # SpiffWorkflow fires strictly after the time; a millisecond later is enough
+            due = (fire_at + timedelta(milliseconds=1)) if fire_at else now + timedelta(seconds=POLL_SECONDS)
+            wanted[str(t.id)] = due
+        jobs = {j.task_ref: j for j in session.scalars(
+            select(Job).where(Job.instance_id == row.id, Job.kind == "timer", Job.status == "pending"))}
+        for ref, job in jobs.items():
+            if ref not in wanted:
+                session.delete(job)
+        for ref, due in wanted.items():
+            job = jobs.get(ref)
+            if job is None:
+                session.add(Job(kind="timer", due_at=due, instance_id=row.id, task_ref=ref, payload={},
+                                created_at=now, dedupe_key=f"timer:{ref}:{due.isoformat()}"))
+            elif job.due_at != due:
+                job.due_at = due
+                job.dedupe_key = f"timer:{ref}:{due.isoformat()}"
+
+    def _sync_subscriptions(self, session, row, wf):
+        session.execute(delete(EventSubscription).where(EventSubscription.instance_id == row.id))
+        for t in list(wf.event_manager.tasks.values()):
+            definition = t.task_spec.event_definition
+            if not isinstance(definition, MessageEventDefinition):
+                continue
+            values = {}
+            for prop in definition.correlation_properties:
+                try:
+                    values[prop.name] = wf.script_engine.environment.evaluate(prop.retrieval_expression, t.data)
+                except Exception:  # noqa: BLE001 - the value is simply not known yet
+                    continue
+            session.add(EventSubscription(
+                instance_id=row.id, spiff_task_id=str(t.id), event_name=definition.name,
+                correlation=_canonical(values), business_key=row.business_key))
+
+    # ---- operations ---------------------------------------------------------------------
+    def start(self, session: Session, definition, *, data: dict | None, business_key: str | None,
+              actor: str) -> Instance:
+        spec, subs, manifest = self.specs.get(session, definition.id)
+        wf = BpmnWorkflow(spec, subs, script_engine=self._script_engine)
+        now = self.clock.now()
+        row = Instance(definition_id=definition.id, process_key=definition.key, business_key=business_key,
+                       status="running", state="", data={}, started_by=actor, started_at=now, updated_at=now)
+        session.add(row)
+        session.flush()
+        initial = dict(data or {})
+        initial.setdefault("initiator", actor)
+        if business_key:
+            initial.setdefault("business_key", business_key)
+
+        def begin():
+            wf.task_tree.data.update(initial)
+            for t in wf.get_tasks(state=TaskState.READY):
+                t.data.update(initial)
+
+        audit.append(session, self.clock, actor, "start", instance_id=row.id, definition_id=definition.id,
+                     detail={"key": definition.key, "version": definition.version,
+                             "business_key": business_key, "data": initial})
+        try:
+            self._steps(wf, begin)
+        except ScriptError as exc:
+            exc.instance_id = None
+            raise
+        self._save(session, row, wf, manifest, actor, new=True)
+        return row
+
+    def _human_task(self, session, task_id: int) -> HumanTask:
+        h = session.get(HumanTask, task_id)
+        if h is None:
+            raise NotFound(f"no task {task_id}")
+        return h
+
+    def may_act(self, session, h: HumanTask, user_name: str) -> bool:
+        if h.assignee:
+            return h.assignee == user_name
+        user = get_user(session, user_name)
+        return user_name in (h.candidate_users or []) or bool(group_names(user) & set(h.candidate_groups or []))
+
+    def _check_open(self, h: HumanTask):
+        if h.status == "completed":
+            raise NotAllowed(f"task {h.id} was already completed by {h.completed_by}")
+        if h.status != "open":
+            raise NotAllowed(f"task {h.id} is {h.status}, not open")
+
+    def claim(self, session: Session, task_id: int, actor: str) -> HumanTask:
+        h = self._human_task(session, task_id)
+        self._check_open(h)
+        if h.assignee and h.assignee != actor:
+            raise NotAllowed(f"task {h.id} is claimed by {h.assignee}")
+        if not self.may_act(session, h, actor):
+            raise NotAllowed(f"{actor} is not a candidate for task {h.id}")
+        h.assignee = actor
+        audit.append(session, self.clock, actor, "claim", instance_id=h.instance_id, task_ref=h.bpmn_id,
+                     detail={"task_id": h.id})
+        return h
+
+    def complete(self, session: Session, task_id: int, actor: str, data: dict | None = None,
+                 decision: str | None = None, opinion: str | None = None) -> Instance:
+        h = self._human_task(session, task_id)
+        get_user(session, actor)
+        self._check_open(h)
+        if not self.may_act(session, h, actor):
+            raise NotAllowed(f"{actor} may not act on task {h.id} '{h.name}'")
+        row, wf, manifest = self._load(session, h.instance_id)
+        if row.status != "running":
+            raise NotAllowed(f"instance {row.id} is {row.status}")
+        from uuid import UUID
+
+        task = wf.get_task_from_id(UUID(h.spiff_task_id))
+        if task is None or task.state != TaskState.READY:
+            # the mirror and the workflow disagree: never run() a task that is not READY
+            raise NotAllowed(f"task {h.id} is not ready in the workflow")
+        submitted = dict(data or {})
+        if decision is not None:
+            submitted.setdefault("decision", decision)
+
+        def act():
+            task.data.update(submitted)
+            task.run()
+
+        try:
+            self._steps(wf, act)
+        except ScriptError as exc:
+            exc.instance_id = row.id
+            raise
+        h.status = "completed"
+        h.completed_at = self.clock.now()
+        h.completed_by = actor
+        h.assignee = h.assignee or actor
+        h.decision = decision
+        h.opinion = opinion
+        session.execute(delete(TaskCandidate).where(TaskCandidate.task_id == h.id))
+        audit.append(session, self.clock, actor, "complete", instance_id=row.id, task_ref=h.bpmn_id,
+                     detail={"task_id": h.id, "data": submitted, "decision": decision, "opinion": opinion})
+        self._save(session, row, wf, manifest, actor)
+        return row
+
+    def fire_timer(self, session: Session, job: Job, actor: str = "system") -> None:
+        row, wf, manifest = self._load(session, job.instance_id)
+        if row.status != "running":
+            return
+        try:
+            self._steps(wf, wf.refresh_timers)
+        except ScriptError as exc:
+            exc.instance_id = row.id
+            raise
+        audit.append(session, self.clock, actor, "timer", instance_id=row.id, task_ref=job.task_ref,
+                     detail={"job_id": job.id, "due_at": job.due_at})
+        self._save(session, row, wf, manifest, actor)
+
+    def send_message(self, session: Session, name: str, *, payload: dict | None = None,
+                     correlation: dict | None = None, business_key: str | None = None,
+                     actor: str = "system") -> list[int]:
+        q = select(EventSubscription).where(EventSubscription.event_name == name)
+        if correlation:
+            q = q.where(EventSubscription.correlation == _canonical(correlation))
+        if business_key:
+            q = q.where(EventSubscription.business_key == business_key)
+        subs = list(session.scalars(q))
+        if not subs:
+            raise NotFound(f"no instance is waiting for message '{name}' with {correlation or business_key or 'no correlation'}")
+        if len({s.instance_id for s in subs}) > 1 and not correlation and not business_key:
+            raise NotAllowed(f"several instances wait for '{name}'; give a correlation or business key")
+        delivered = []
+        for sub in subs:
+            row, wf, manifest = self._load(session, sub.instance_id)
+            from uuid import UUID
+
+            waiting = wf.get_task_from_id(UUID(sub.spiff_task_id))
+            definition = waiting.task_spec.event_definition
+            keyed = {}
+            for prop in definition.correlation_properties:
+                for key in prop.correlation_keys:
+                    keyed.setdefault(key, {})[prop.name] = (correlation or {}).get(prop.name)
+
+            def deliver(definition=definition, keyed=keyed):
+                wf.send_event(BpmnEvent(definition, payload=dict(payload or {}), correlations=keyed))
+
+            try:
+                self._steps(wf, deliver)
+            except ScriptError as exc:
+                exc.instance_id = row.id
+                raise
+            audit.append(session, self.clock, actor, "message", instance_id=row.id, task_ref=name,
+                         detail={"payload": payload, "correlation": correlation})
+            self._save(session, row, wf, manifest, actor)
+            delivered.append(row.id)
+        return delivered
+
+    def record_incident(self, session: Session, instance_id: int | None, exc: EngineError,
+                        kind: str = "script", job_id: int | None = None) -> Incident:
+        inc = Incident(instance_id=instance_id, kind=kind, message=str(exc), job_id=job_id,
+                       element_id=getattr(exc, "element_id", None), created_at=self.clock.now())
+        session.add(inc)
+        session.flush()
+        audit.append(session, self.clock, "system", "error", instance_id=instance_id,
+                     task_ref=inc.element_id, detail={"incident_id": inc.id, "message": str(exc)})
+        return inc
+
+
+def _canonical(values: dict) -> str:
+    return json.dumps(to_jsonable(values), sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+
+
+def _resolve(value: str | None, data: dict) -> str | None:
+    """``${name}`` (Camunda style) takes a value from the task data; anything else is literal."""
+    if value and value.startswith("${") and value.endswith("}"):
+        got = data.get(value[2:-1].strip())
+        return str(got) if got is not None else None
+    return value

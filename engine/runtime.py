@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import threading
+from uuid import UUID
 from collections import OrderedDict
 from datetime import datetime, timedelta
 
@@ -23,7 +24,7 @@ from SpiffWorkflow.bpmn import BpmnWorkflow
 from SpiffWorkflow.bpmn.specs.event_definitions.message import MessageEventDefinition
 from SpiffWorkflow.bpmn.specs.event_definitions.timer import TimerEventDefinition
 from SpiffWorkflow.bpmn.util.event import BpmnEvent
-from SpiffWorkflow.exceptions import SpiffWorkflowException, WorkflowException
+from SpiffWorkflow.exceptions import SpiffWorkflowException, TaskNotFoundException, WorkflowException
 from SpiffWorkflow.util.task import TaskState
 
 from . import audit
@@ -142,10 +143,11 @@ class Runtime:
             row.status = "completed"
             row.ended_at = now
             audit.append(session, self.clock, actor, "end", instance_id=row.id)
+        instance_id = row.id
         try:
             session.flush()
         except StaleDataError as exc:
-            raise Conflict(f"instance {row.id} was changed by someone else; reload and try again") from exc
+            raise Conflict(f"instance {instance_id} was changed by someone else; reload and try again") from exc
         version = row.version
         _on_commit(session, lambda: self.hot.put(row.id, version, wf))
 
@@ -301,9 +303,7 @@ class Runtime:
         row, wf, manifest = self._load(session, h.instance_id)
         if row.status != "running":
             raise NotAllowed(f"instance {row.id} is {row.status}")
-        from uuid import UUID
-
-        task = wf.get_task_from_id(UUID(h.spiff_task_id))
+        task = _find_task(wf, h.spiff_task_id)
         if task is None or task.state != TaskState.READY:
             # the mirror and the workflow disagree: never run() a task that is not READY
             raise NotAllowed(f"task {h.id} is not ready in the workflow")
@@ -361,9 +361,9 @@ class Runtime:
         delivered = []
         for sub in subs:
             row, wf, manifest = self._load(session, sub.instance_id)
-            from uuid import UUID
-
-            waiting = wf.get_task_from_id(UUID(sub.spiff_task_id))
+            waiting = _find_task(wf, sub.spiff_task_id)
+            if waiting is None:
+                continue
             definition = waiting.task_spec.event_definition
             keyed = {}
             for prop in definition.correlation_properties:
@@ -393,6 +393,13 @@ class Runtime:
         audit.append(session, self.clock, "system", "error", instance_id=instance_id,
                      task_ref=inc.element_id, detail={"incident_id": inc.id, "message": str(exc)})
         return inc
+
+
+def _find_task(wf: BpmnWorkflow, spiff_task_id: str):
+    try:
+        return wf.get_task_from_id(UUID(spiff_task_id))
+    except (TaskNotFoundException, ValueError):
+        return None
 
 
 def _canonical(values: dict) -> str:

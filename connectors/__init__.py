@@ -1,0 +1,1 @@
+"""Connectors: adapters that pull shared data into process steps (see README.md)."""

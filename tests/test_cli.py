@@ -1,0 +1,72 @@
+"""The command line as a user types it: JSON contracts and one-line errors."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from tests.conftest import EXAMPLES, ROOT
+
+
+@pytest.fixture
+def tongban(tmp_path, db_url):
+    env = {**os.environ, "TONGBAN_DATABASE_URL": db_url, "TONGBAN_HOME": str(tmp_path)}
+
+    def run(*args, ok=True):
+        proc = subprocess.run([sys.executable, "-m", "cli.main", *args], cwd=ROOT, env=env,
+                              capture_output=True, text=True, timeout=120)
+        if ok:
+            assert proc.returncode == 0, proc.stderr
+        return proc
+
+    return run
+
+
+def test_a_clerk_runs_a_process_from_the_command_line(tongban):
+    deployed = json.loads(tongban("deploy", str(EXAMPLES / "lanes.bpmn"), "--json").stdout)
+    assert deployed == [{"key": "lanes_review", "version": 1, "id": deployed[0]["id"], "created": True}]
+    again = json.loads(tongban("deploy", str(EXAMPLES / "lanes.bpmn"), "--json").stdout)
+    assert again[0]["version"] == 1 and again[0]["created"] is False
+    tongban("users", "add", "zhang", "--group", "window", "--group", "approval", "--json")
+    started = json.loads(tongban("start", "lanes_review", "--data", '{"applicant": "张三"}',
+                                 "--business-key", "BK-9", "--as", "zhang", "--json").stdout)
+    assert started["status"] == "running"
+    tasks = json.loads(tongban("tasks", "--user", "zhang", "--json").stdout)
+    assert len(tasks) == 1
+    expected_keys = {"id", "instance_id", "bpmn_id", "name", "lane", "candidate_groups", "assignee", "status", "due_at"}
+    assert expected_keys <= set(tasks[0])
+    assert tasks[0]["candidate_groups"] == ["window"] and tasks[0]["instance_id"] == started["instance_id"]
+    assert json.loads(tongban("tasks", "--group", "approval", "--json").stdout) == []
+    done = json.loads(tongban("complete", str(tasks[0]["id"]), "--data", '{"accepted": true}',
+                              "--as", "zhang", "--json").stdout)
+    assert done == {"instance_id": started["instance_id"], "status": "running"}
+    second = tongban("complete", str(tasks[0]["id"]), "--as", "zhang", "--json", ok=False)
+    assert second.returncode != 0
+    assert second.stderr.strip().splitlines()[-1].startswith("error: task")
+    nxt = json.loads(tongban("tasks", "--instance", str(started["instance_id"]), "--json").stdout)[0]
+    tongban("complete", str(nxt["id"]), "--as", "zhang", "--json")
+    shown = json.loads(tongban("show", str(started["instance_id"]), "--json").stdout)
+    assert shown["status"] == "completed" and shown["data"]["accepted"] is True
+    assert [h["action"] for h in shown["history"]][:2] == ["start", "complete"]
+    listed = json.loads(tongban("instances", "--json").stdout)
+    assert listed[0]["id"] == started["instance_id"]
+    assert json.loads(tongban("audit", "verify", "--json").stdout)["ok"] is True
+    assert json.loads(tongban("worker", "--once", "--json").stdout) == {}
+
+
+def test_errors_are_one_line_and_non_zero(tongban, tmp_path):
+    bad = tmp_path / "bad.bpmn"
+    bad.write_text("<bpmn:definitions xmlns:bpmn='http://www.omg.org/spec/BPMN/20100524/MODEL'>\n<oops>")
+    proc = tongban("deploy", str(bad), "--json", ok=False)
+    assert proc.returncode == 1
+    out = json.loads(proc.stdout)
+    assert out["error"] == "invalid_process" and out["problems"][0]["line"]
+    assert len(proc.stderr.strip().splitlines()) == 1
+    proc = tongban("start", "no_such_process", "--json", ok=False)
+    assert proc.returncode == 1 and "no process with key" in proc.stderr
+    proc = tongban("start", "x", "--data", "{not json", ok=False)
+    assert proc.returncode != 0

@@ -1,0 +1,1 @@
+"""The web adapter (see README.md)."""

@@ -15,7 +15,7 @@ run: $(VENV)/.installed
 
 # SQLite always; PostgreSQL too when TONGBAN_TEST_POSTGRES_URL is set (CI sets it).
 test: $(VENV)/.installed
-	$(PY) -m pytest -n 2 -q
+	$(PY) -m pytest -n 2
 
 bench: $(VENV)/.installed
 	$(PY) bench/bench_engine.py --db both

@@ -13,19 +13,19 @@ from __future__ import annotations
 
 import json
 import threading
-from uuid import UUID
 from collections import OrderedDict
 from datetime import datetime, timedelta
+from uuid import UUID
 
-from sqlalchemy import delete, event, select
-from sqlalchemy.orm import Session
-from sqlalchemy.orm.exc import StaleDataError
 from SpiffWorkflow.bpmn import BpmnWorkflow
 from SpiffWorkflow.bpmn.specs.event_definitions.message import MessageEventDefinition
 from SpiffWorkflow.bpmn.specs.event_definitions.timer import TimerEventDefinition
 from SpiffWorkflow.bpmn.util.event import BpmnEvent
 from SpiffWorkflow.exceptions import SpiffWorkflowException, TaskNotFoundException, WorkflowException
 from SpiffWorkflow.util.task import TaskState
+from sqlalchemy import delete, event, select
+from sqlalchemy.orm import Session
+from sqlalchemy.orm.exc import StaleDataError
 
 from . import audit
 from . import clock as clock_mod
@@ -370,7 +370,7 @@ class Runtime:
                 for key in prop.correlation_keys:
                     keyed.setdefault(key, {})[prop.name] = (correlation or {}).get(prop.name)
 
-            def deliver(definition=definition, keyed=keyed):
+            def deliver(definition=definition, keyed=keyed, wf=wf):
                 wf.send_event(BpmnEvent(definition, payload=dict(payload or {}), correlations=keyed))
 
             try:

@@ -7,7 +7,7 @@ an open connection as ``config.attributes["connection"]``.
 from __future__ import annotations
 
 from alembic import context
-from sqlalchemy import DateTime, create_engine, pool
+from sqlalchemy import create_engine, pool
 
 from engine.models import Base, UTCDateTime
 
@@ -22,22 +22,12 @@ def render_item(type_, obj, autogen_context):
     return False
 
 
-def compare_type(context_, inspected_column, metadata_column, inspected_type, metadata_type):
-    # UTCDateTime stores DateTime(timezone=True); compare against what it stores.
-    if isinstance(metadata_type, UTCDateTime):
-        return not isinstance(inspected_type, DateTime) or (
-            context_.dialect.name == "postgresql" and not inspected_type.timezone
-        )
-    return None  # default comparison
-
-
 def _configure(connection) -> None:
     context.configure(
         connection=connection,
         target_metadata=target_metadata,
         render_as_batch=connection.dialect.name == "sqlite",
         render_item=render_item,
-        compare_type=compare_type,
     )
 
 
@@ -50,7 +40,6 @@ def run_migrations_offline() -> None:
         dialect_opts={"paramstyle": "named"},
         render_as_batch=url.startswith("sqlite"),
         render_item=render_item,
-        compare_type=compare_type,
     )
     with context.begin_transaction():
         context.run_migrations()

@@ -164,9 +164,7 @@ def upgrade() -> None:
         sa.ForeignKeyConstraint(["instance_id"], ["tb_instance.id"], ondelete="CASCADE"),
         sa.PrimaryKeyConstraint("id"),
     )
-    op.create_index(
-        "ix_subscription_lookup", "tb_subscription", ["event_name", "correlation"], unique=False
-    )
+    op.create_index("ix_subscription_lookup", "tb_subscription", ["event_name", "correlation"], unique=False)
 
     op.create_table(
         "tb_incident",

@@ -70,3 +70,45 @@ def test_errors_are_one_line_and_non_zero(tongban, tmp_path):
     assert proc.returncode == 1 and "no process with key" in proc.stderr
     proc = tongban("start", "x", "--data", "{not json", ok=False)
     assert proc.returncode != 0
+
+
+TIMER_BPMN = """<?xml version="1.0" encoding="UTF-8"?>
+<bpmn:definitions xmlns:bpmn="http://www.omg.org/spec/BPMN/20100524/MODEL"
+  xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance" xmlns:tb="urn:tongban:bpmn:1" id="d" targetNamespace="urn:t">
+  <bpmn:process id="short_wait" isExecutable="true">
+    <bpmn:startEvent id="start"/>
+    <bpmn:intermediateCatchEvent id="wait">
+      <bpmn:timerEventDefinition><bpmn:timeDuration xsi:type="bpmn:tFormalExpression">"PT1S"</bpmn:timeDuration></bpmn:timerEventDefinition>
+    </bpmn:intermediateCatchEvent>
+    <bpmn:userTask id="after" name="等待之后" tb:candidateGroups="window"/>
+    <bpmn:endEvent id="end"/>
+    <bpmn:sequenceFlow id="f1" sourceRef="start" targetRef="wait"/>
+    <bpmn:sequenceFlow id="f2" sourceRef="wait" targetRef="after"/>
+    <bpmn:sequenceFlow id="f3" sourceRef="after" targetRef="end"/>
+  </bpmn:process>
+</bpmn:definitions>"""
+
+
+def test_the_worker_process_fires_a_timer(tongban, tmp_path, db_url):
+    import time
+
+    f = tmp_path / "short_wait.bpmn"
+    f.write_text(TIMER_BPMN, encoding="utf-8")
+    tongban("deploy", str(f), "--json")
+    iid = json.loads(tongban("start", "short_wait", "--json").stdout)["instance_id"]
+    assert json.loads(tongban("tasks", "--instance", str(iid), "--json").stdout) == []
+    env = {**os.environ, "TONGBAN_DATABASE_URL": db_url, "TONGBAN_HOME": str(tmp_path)}
+    worker = subprocess.Popen([sys.executable, "-m", "cli.main", "worker", "--interval", "0.5"], cwd=ROOT, env=env,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 30
+        tasks = []
+        while time.monotonic() < deadline and not tasks:
+            time.sleep(0.5)
+            tasks = json.loads(tongban("tasks", "--instance", str(iid), "--json").stdout)
+    finally:
+        worker.terminate()
+        worker.wait(timeout=10)
+    assert [t["bpmn_id"] for t in tasks] == ["after"]
+    history = json.loads(tongban("show", str(iid), "--json").stdout)["history"]
+    assert [h["action"] for h in history].count("timer") == 1

@@ -6,7 +6,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from .errors import NotFound
-from .models import Group, User
+from .models import Group, Membership, User
 
 
 def ensure_group(session: Session, name: str, display_name: str = "") -> Group:
@@ -37,6 +37,16 @@ def get_user(session: Session, name: str) -> User:
     if user is None or not user.active:
         raise NotFound(f"no user '{name}' (add one with: tongban users add {name} --group G)")
     return user
+
+
+def groups_of(session: Session, name: str) -> set[str]:
+    """The user's group names in one query; NotFound if there is no such active user."""
+    rows = session.execute(
+        select(User.id, Group.name).outerjoin(Membership, Membership.user_id == User.id)
+        .outerjoin(Group, Group.id == Membership.group_id).where(User.name == name, User.active.is_(True))).all()
+    if not rows:
+        raise NotFound(f"no user '{name}' (add one with: tongban users add {name} --group G)")
+    return {g for _, g in rows if g}
 
 
 def group_names(user: User) -> set[str]:

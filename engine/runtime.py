@@ -29,7 +29,7 @@ from sqlalchemy.orm.exc import StaleDataError
 
 from . import audit
 from . import clock as clock_mod
-from .directory import get_user, group_names
+from .directory import groups_of
 from .errors import Conflict, EngineError, NotAllowed, NotFound, ScriptError
 from .models import EventSubscription, HumanTask, Incident, Instance, Job, TaskCandidate
 from .serialization import dump_state, load_state, to_jsonable
@@ -269,11 +269,12 @@ class Runtime:
             raise NotFound(f"no task {task_id}")
         return h
 
-    def may_act(self, session, h: HumanTask, user_name: str) -> bool:
+    def may_act(self, session, h: HumanTask, user_name: str, groups: set[str] | None = None) -> bool:
+        if groups is None:
+            groups = groups_of(session, user_name)
         if h.assignee:
             return h.assignee == user_name
-        user = get_user(session, user_name)
-        return user_name in (h.candidate_users or []) or bool(group_names(user) & set(h.candidate_groups or []))
+        return user_name in (h.candidate_users or []) or bool(groups & set(h.candidate_groups or []))
 
     def _check_open(self, h: HumanTask):
         if h.status == "completed":
@@ -296,9 +297,9 @@ class Runtime:
     def complete(self, session: Session, task_id: int, actor: str, data: dict | None = None,
                  decision: str | None = None, opinion: str | None = None) -> Instance:
         h = self._human_task(session, task_id)
-        get_user(session, actor)
+        groups = groups_of(session, actor)
         self._check_open(h)
-        if not self.may_act(session, h, actor):
+        if not self.may_act(session, h, actor, groups):
             raise NotAllowed(f"{actor} may not act on task {h.id} '{h.name}'")
         row, wf, manifest = self._load(session, h.instance_id)
         if row.status != "running":

@@ -41,6 +41,7 @@ class Engine:
                  db_engine=None):
         self.db = db_engine or make_engine(url)
         self.sessions = make_sessionmaker(self.db)
+        self.readers = make_sessionmaker(self.db, readonly=True)
         self.clock = clock
         self.specs = definitions.SpecCache()
         timeout = script_timeout
@@ -63,7 +64,7 @@ class Engine:
         return self.deploy(definitions.read_paths(paths), actor=actor)
 
     def definitions(self) -> list[dict]:
-        with self.sessions() as s:
+        with self.readers() as s:
             return [{"id": d.id, "key": d.key, "version": d.version, "name": d.name,
                      "deployed_at": _iso(d.deployed_at), "tasks": len(d.manifest.get("tasks", {}))}
                     for d in definitions.list_definitions(s)]
@@ -76,7 +77,7 @@ class Engine:
             return {"name": u.name, "groups": sorted(directory.group_names(u))}
 
     def users(self) -> list[dict]:
-        with self.sessions() as s:
+        with self.readers() as s:
             return [{"name": u.name, "groups": sorted(directory.group_names(u))} for u in directory.list_users(s)]
 
     # ---- instances ----------------------------------------------------------------------
@@ -119,7 +120,7 @@ class Engine:
 
     def tasks(self, *, instance_id: int | None = None, user: str | None = None, group: str | None = None,
               status: str = "open") -> list[dict]:
-        with self.sessions() as s:
+        with self.readers() as s:
             q = select(HumanTask)
             if status != "all":
                 q = q.where(HumanTask.status == status)
@@ -139,7 +140,7 @@ class Engine:
             return [task_dict(h) for h in s.scalars(q)]
 
     def instances(self, status: str | None = None, limit: int = 200) -> list[dict]:
-        with self.sessions() as s:
+        with self.readers() as s:
             q = select(Instance).order_by(Instance.id.desc()).limit(limit)
             if status:
                 q = q.where(Instance.status == status)
@@ -148,7 +149,7 @@ class Engine:
                     for i in s.scalars(q)]
 
     def show(self, instance_id: int) -> dict:
-        with self.sessions() as s:
+        with self.readers() as s:
             row = s.get(Instance, instance_id)
             if row is None:
                 raise NotFound(f"no instance {instance_id}")
@@ -177,7 +178,7 @@ class Engine:
 
     # ---- audit --------------------------------------------------------------------------
     def verify_audit(self) -> audit.Verification:
-        with self.sessions() as s:
+        with self.readers() as s:
             return audit.verify(s)
 
 

@@ -37,7 +37,6 @@ def make_engine(url: str | None = None, **kwargs) -> Engine:
         engine = create_engine(url, **kwargs)
         _tune_sqlite(engine)
         return engine
-    kwargs.setdefault("pool_pre_ping", True)
     return create_engine(url, **kwargs)
 
 
@@ -57,7 +56,8 @@ def _tune_sqlite(engine: Engine) -> None:
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn):
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        # readers (inbox, show) must not queue behind writers; WAL lets them read a snapshot
+        conn.exec_driver_sql("BEGIN" if conn.get_execution_options().get("tb_readonly") else "BEGIN IMMEDIATE")
 
 
 def is_postgres(session_or_engine) -> bool:
@@ -65,5 +65,6 @@ def is_postgres(session_or_engine) -> bool:
     return bind.dialect.name == "postgresql"
 
 
-def make_sessionmaker(engine: Engine) -> sessionmaker[Session]:
-    return sessionmaker(engine, expire_on_commit=False)
+def make_sessionmaker(engine: Engine, *, readonly: bool = False) -> sessionmaker[Session]:
+    bind = engine.execution_options(tb_readonly=True) if readonly else engine
+    return sessionmaker(bind, expire_on_commit=False)

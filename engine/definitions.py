@@ -10,16 +10,16 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import threading
 from dataclasses import dataclass
 from pathlib import Path
 
 from lxml import etree
-from sqlalchemy import func, select
-from sqlalchemy.orm import Session
-from SpiffWorkflow.bpmn.parser.ValidationException import ValidationException
 from SpiffWorkflow.exceptions import SpiffWorkflowException
 from SpiffWorkflow.spiff.parser.process import SpiffBpmnParser
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
 
 from . import audit
 from .bpmn_xml import BPMN_NS, SPIFF_NS, kind_of, line_of, parse_xml, xsd_problems
@@ -29,7 +29,7 @@ from .models import ProcessDefinition
 from .scripts import check_expression, check_script
 from .serialization import spec_registry
 
-_B = "{%s}" % BPMN_NS
+_B = f"{{{BPMN_NS}}}"
 
 
 @dataclass
@@ -60,25 +60,34 @@ def read_paths(paths: list[str | Path]) -> dict[str, bytes]:
     return files
 
 
+_EXPRESSION_HINT = ("; conditions and timer expressions are Python expressions, e.g. amount > 10000 "
+                    "or \"PT1H\" (FEEL, ${...} and prose are not understood)")
+
+
 def _script_problems(name: str, tree) -> list[Problem]:
+    """Scripts and expressions compiled the way they will run; lines are lines of the file."""
     problems = []
 
-    def add(el, text, checker, what):
-        owner = el
-        while owner is not None and not owner.get("id"):
+    def add(el, text, checker, what, hint=""):
+        # the element that owns the script: the task, flow or event, not an expression or definition
+        owner = el.getparent()
+        while owner is not None and (not owner.get("id") or str(owner.tag).endswith("EventDefinition")):
             owner = owner.getparent()
+        # expressions are checked stripped, so their line 1 is the first non-blank line
+        skipped = text[:len(text) - len(text.lstrip())].count("\n") if checker is check_expression else 0
         for line, msg in checker(text):
-            at = (el.sourceline or 0) + ((line or 1) - 1)
-            problems.append(Problem(f"{what}: {msg}", file=name, line=at,
+            at = (el.sourceline or 0) + skipped + ((line or 1) - 1)
+            extra = hint if hint and msg.startswith("syntax error") else ""
+            problems.append(Problem(f"{what}: {msg}{extra}", file=name, line=at,
                                     element_id=owner.get("id") if owner is not None else None))
 
-    for el in tree.iter(_B + "script", "{%s}preScript" % SPIFF_NS, "{%s}postScript" % SPIFF_NS):
+    for el in tree.iter(_B + "script", f"{{{SPIFF_NS}}}preScript", f"{{{SPIFF_NS}}}postScript"):
         if el.text and el.text.strip():
             add(el, el.text, check_script, "script error")
     for tag in ("conditionExpression", "timeDuration", "timeDate", "timeCycle", "completionCondition"):
         for el in tree.iter(_B + tag):
             if el.text and el.text.strip():
-                add(el, el.text, check_expression, f"{tag} error")
+                add(el, el.text, check_expression, f"{tag} error", _EXPRESSION_HINT)
     return problems
 
 
@@ -98,6 +107,22 @@ def _flow_problems(name: str, tree) -> list[Problem]:
                         f"sequence flow {side} '{ref}', which is not an element of "
                         f"'{process.get('id')}' (a dangling flow)", file=name, line=flow.sourceline,
                         element_id=flow.get("id")))
+    return problems
+
+
+def _data_store_problems(name: str, tree) -> list[Problem]:
+    """SpiffWorkflow refuses data stores it has no class for, without saying where; we say where."""
+    known = SpiffBpmnParser.DATA_STORE_CLASSES
+    problems = []
+    for store in tree.iter(_B + "dataStore"):
+        label = " ".join((store.get("name") or "").split())
+        if not store.get("id") or not label or label not in known:
+            what = f"data store '{label}'" if label else "a data store without a name"
+            problems.append(Problem(
+                f"{what} cannot be used: the engine has no data store implementations "
+                "(keep data in process variables instead)" if not known else
+                f"{what} has no implementation; known data stores: {', '.join(sorted(known))}",
+                file=name, line=store.sourceline, element_id=store.get("id")))
     return problems
 
 
@@ -123,6 +148,7 @@ def validate(files: dict[str, bytes]) -> tuple[SpiffBpmnParser, dict, dict[str, 
             continue
         trees[name] = tree
         problems += _flow_problems(name, tree)
+        problems += _data_store_problems(name, tree)
         problems += xsd_problems(name, tree)
         problems += _script_problems(name, tree)
     parser = SpiffBpmnParser(validator=None)
@@ -134,54 +160,175 @@ def validate(files: dict[str, bytes]) -> tuple[SpiffBpmnParser, dict, dict[str, 
                 parser.add_dmn_xml(tree.getroot(), filename=name)
             else:
                 parser.add_bpmn_xml(tree, filename=name)
-        except ValidationException as exc:
-            problems.append(_from_spiff(exc, trees, name))
-        except (SpiffWorkflowException, Exception) as exc:  # noqa: BLE001 - any parser failure is a located problem
-            problems.append(Problem(f"cannot read this file: {exc}", file=name))
+        except SpiffWorkflowException as exc:
+            problem = _from_spiff(exc, trees, name)
+            if not problem.line and not problem.element_id:
+                # no node in the exception: point at the document, the best we know
+                problem.line, problem.element_id = tree.getroot().sourceline, tree.getroot().get("id")
+            problems.append(problem)
+        except Exception as exc:  # noqa: BLE001 - any parser failure is a located problem
+            root = tree.getroot()
+            problems.append(Problem(f"cannot read this file: {_first_line(exc)}", file=name,
+                                    line=root.sourceline, element_id=root.get("id")))
     sources = {name: etree.tostring(t, encoding="unicode") for name, t in trees.items()}
     return parser, trees, sources, problems
 
 
-def _from_spiff(exc: ValidationException, trees: dict, fallback_file: str | None = None) -> Problem:
+def _first_line(exc: BaseException) -> str:
+    """The exception's own message, first line only (SpiffWorkflow appends '. ' and notes)."""
+    text = str(exc.args[0]) if exc.args else str(exc)
+    notes = [str(n) for n in getattr(exc, "notes", None) or [] if str(n).strip()]
+    if notes:
+        text = text.rstrip(". ") + ". " + "; ".join(notes)
+    text = _ELEMENT_REPR.sub(lambda m: f"<{_short_tag(m.group(1), m.group(2))}>", text.strip())
+    return text.split("\n")[0].strip() if text else type(exc).__name__
+
+
+_ELEMENT_REPR = re.compile(r"<Element \{([^}]*)\}(\S+) at 0x[0-9a-fA-F]+>")
+# SpiffWorkflow's wording, said the way a process designer would look for it
+_REWORDED = [
+    (re.compile(r"^Multiple outgoing flows are not supported for tasks of type\.?"),
+     "this task has more than one outgoing sequence flow; the engine needs a gateway to split the path"),
+    (re.compile(r"^Non-default exclusive outgoing sequence flow without condition\.?"),
+     "this sequence flow leaves an exclusive gateway without a condition and is not the gateway's "
+     "default flow; add a condition or make it the default"),
+    (re.compile(r"^Exactly one start event is required in a SubWorkflow Task; found (\d+)\.?"),
+     r"a sub-process needs exactly one start event; it has \1"),
+]
+
+
+def _short_tag(ns: str, local: str) -> str:
+    return f"bpmn:{local}" if ns == BPMN_NS else local
+
+
+def _from_spiff(exc: SpiffWorkflowException, trees: dict, fallback_file: str | None = None) -> Problem:
+    """A SpiffWorkflow parse error as a located problem.
+
+    SpiffWorkflow 3.2 reads ``node.line_number``, which lxml elements do not have, so its
+    exceptions usually carry an element id but no line: the line is looked up from the id.
+    """
     file = getattr(exc, "file_name", None) or fallback_file
+    if file not in trees:
+        file = fallback_file
     element_id = getattr(exc, "id", None) or None
     line = getattr(exc, "line_number", None) or None
-    if not line and file in trees:
-        line = line_of(trees[file], element_id)
-    msg = str(getattr(exc, "message", None) or exc).split("\n")[0]
-    tag = getattr(exc, "tag", None)
-    if "does not support" in msg or "Unsupported" in msg:
-        msg = f"this element is not supported by the engine ({tag or msg})"
+    if not isinstance(line, int):
+        line = None
+    tree = trees.get(file)
+    if not line and tree is not None:
+        line = line_of(tree, element_id)
+    msg = _first_line(exc)
+    tag = getattr(exc, "tag", None) or None
+    if tag is None and tree is not None and element_id:
+        found = tree.xpath("//*[@id=$i]", i=element_id)
+        if found:
+            tag = "bpmn:" + etree.QName(found[0]).localname
+    for spiff_words, ours in _REWORDED:
+        msg = spiff_words.sub(ours, msg)
+    if "no support implemented" in msg or "does not support" in msg or "Unsupported" in msg:
+        msg = (f"<{tag or 'element'}> is not supported by the engine (SpiffWorkflow 3.2); "
+               "replace it with a supported element")
+    elif tag and element_id:
+        msg = f"{msg} (<{tag}>)"
     return Problem(msg, file=file, line=line, element_id=element_id)
 
 
-def deploy(session: Session, files: dict[str, bytes], *, actor: str, clock) -> list[Deployed]:
-    parser, trees, sources, problems = validate(files)
-    if problems:
-        raise InvalidProcess(problems)
-    process_ids = []
+def executable_processes(trees: dict) -> list[tuple[str, etree._Element]]:
+    """(file name, <bpmn:process>) for each process the upload would deploy."""
+    found = []
     for name, tree in trees.items():
         if kind_of(tree) != "bpmn":
             continue
         for proc in tree.getroot().iter(_B + "process"):
-            if proc.get("isExecutable", "true").lower() != "false":
-                process_ids.append((name, proc))
-    if not process_ids:
-        raise InvalidProcess([Problem("no executable process in the upload (isExecutable=\"true\")",
-                                      file=next(iter(files), None))])
-    manifests = {proc.get("id"): process_manifest(proc) for _, proc in process_ids}
+            if proc.get("isExecutable", "true").strip().lower() != "false":
+                found.append((name, proc))
+    return found
+
+
+def _no_executable_problem(files: dict[str, bytes], trees: dict) -> Problem:
+    """Say where the designer should look: the first process marked non-executable, else the root."""
+    for name, tree in trees.items():
+        if kind_of(tree) != "bpmn":
+            continue
+        for proc in tree.getroot().iter(_B + "process"):
+            return Problem(
+                f"process '{proc.get('id')}' is marked isExecutable=\"false\" (a descriptive model); "
+                "set isExecutable=\"true\" on the process to deploy it", file=name, line=proc.sourceline,
+                element_id=proc.get("id"))
+    for name, tree in trees.items():
+        if kind_of(tree) == "bpmn":
+            root = tree.getroot()
+            return Problem("the file has no <bpmn:process>, so there is nothing to run (a collaboration or "
+                           "diagram alone cannot be deployed)", file=name, line=root.sourceline,
+                           element_id=root.get("id"))
+    return Problem("no BPMN process in the upload (only decision tables)", file=next(iter(files), None))
+
+
+def _build(parser: SpiffBpmnParser, trees: dict, name: str, proc) -> tuple[str | None, list[str], Problem | None]:
+    """(spec JSON, ids of called processes) of one executable process, or the problem that stops it.
+
+    The spec is serialized here, not at storing time, so ``check`` finds everything ``deploy`` would.
+    """
+    key = proc.get("id")
+    try:
+        spec, subs = parser.get_spec(key), parser.get_subprocess_specs(key)
+        registry = spec_registry()
+        spec_json = json.dumps({
+            "spec": registry.convert(spec),
+            "subprocess_specs": {k: registry.convert(v) for k, v in subs.items()},
+        }, sort_keys=True, ensure_ascii=False)
+        return spec_json, sorted(subs), None
+    except SpiffWorkflowException as exc:
+        problem = _from_spiff(exc, trees, name)
+        if not problem.line and not problem.element_id:
+            problem.line, problem.element_id = proc.sourceline, key
+        return None, [], problem
+    except Exception as exc:  # noqa: BLE001 - any parser failure becomes a located problem
+        element_id = getattr(exc, "id", None) or key
+        line = line_of(trees[name], element_id) or proc.sourceline
+        return None, [], Problem(f"cannot build process '{key}': {_first_line(exc)}", file=name,
+                                 line=line, element_id=element_id)
+
+
+def _plan(files: dict[str, bytes]):
+    """Everything deploy needs, or the problems: (trees, sources, [(name, proc, spec_json, subs)], problems)."""
+    parser, trees, sources, problems = validate(files)
+    procs = executable_processes(trees)
+    if not procs and (trees or not problems):
+        # the first thing to tell a designer who uploads a descriptive model
+        problems.insert(0, _no_executable_problem(files, trees))
+    if problems:
+        return trees, sources, [], problems
+    built = []
+    for name, proc in procs:
+        spec_json, subs, problem = _build(parser, trees, name, proc)
+        if problem is not None:
+            problems.append(problem)
+        else:
+            built.append((name, proc, spec_json, subs))
+    return trees, sources, built, problems
+
+
+def check(files: dict[str, bytes]) -> tuple[list[str], list[Problem]]:
+    """Validate an upload without a database: (process keys that would deploy, problems).
+
+    Runs exactly the checks deploy runs; deploy is all-or-nothing, so when there is any
+    problem the list of keys is empty.
+    """
+    _, _, built, problems = _plan(files)
+    if problems:
+        return [], problems
+    return [proc.get("id") for _, proc, _, _ in built], []
+
+
+def deploy(session: Session, files: dict[str, bytes], *, actor: str, clock) -> list[Deployed]:
+    _, sources, built, problems = _plan(files)
+    if problems:
+        raise InvalidProcess(problems)
+    manifests = {proc.get("id"): process_manifest(proc) for _, proc, _, _ in built}
     results = []
-    registry = spec_registry()
-    for name, proc in process_ids:
+    for _name, proc, spec_json, subs in built:
         key = proc.get("id")
-        try:
-            spec = parser.get_spec(key)
-            subs = parser.get_subprocess_specs(key)
-        except ValidationException as exc:
-            raise InvalidProcess([_from_spiff(exc, trees, name)]) from exc
-        except Exception as exc:  # noqa: BLE001
-            raise InvalidProcess([Problem(f"cannot build process '{key}': {exc}", file=name,
-                                          line=proc.sourceline, element_id=key)]) from exc
         manifest = dict(manifests[key])
         tasks = dict(manifest["tasks"])
         for sub in subs:
@@ -189,10 +336,6 @@ def deploy(session: Session, files: dict[str, bytes], *, actor: str, clock) -> l
             manifest["has_timers"] = manifest["has_timers"] or manifests.get(sub, {}).get("has_timers", False)
             manifest["has_messages"] = manifest["has_messages"] or manifests.get(sub, {}).get("has_messages", False)
         manifest["tasks"] = tasks
-        spec_json = json.dumps({
-            "spec": registry.convert(spec),
-            "subprocess_specs": {k: registry.convert(v) for k, v in subs.items()},
-        }, sort_keys=True, ensure_ascii=False)
         checksum = _checksum(spec_json, manifest)
         latest = session.scalars(
             select(ProcessDefinition).where(ProcessDefinition.key == key)

@@ -16,7 +16,7 @@ from . import audit, definitions, directory, jobs
 from .clock import SYSTEM_CLOCK, Clock
 from .db import make_engine, make_sessionmaker
 from .errors import NotAllowed, NotFound, ScriptError
-from .models import HumanTask, Incident, Instance, TaskCandidate
+from .models import HumanTask, Incident, Instance, ProcessDefinition, TaskCandidate
 from .runtime import Runtime
 from .scripts import make_script_engine
 
@@ -160,8 +160,10 @@ class Engine:
             incidents = [{"id": i.id, "kind": i.kind, "element_id": i.element_id, "message": i.message,
                           "created_at": _iso(i.created_at), "resolved": i.resolved_at is not None}
                          for i in s.scalars(select(Incident).where(Incident.instance_id == row.id))]
+            definition = s.get(ProcessDefinition, row.definition_id)
             return {"id": row.id, "process_key": row.process_key, "business_key": row.business_key,
-                    "status": row.status, "version": row.version, "data": row.data,
+                    "status": row.status, "version": row.version, "definition_id": row.definition_id,
+                    "definition_version": definition.version, "data": row.data,
                     "started_by": row.started_by, "started_at": _iso(row.started_at),
                     "ended_at": _iso(row.ended_at), "open_tasks": open_tasks, "history": history,
                     "incidents": incidents}

@@ -17,6 +17,7 @@ import functools
 import operator
 import os
 import sys
+import textwrap
 import time
 
 from RestrictedPython import compile_restricted_eval, compile_restricted_exec, safe_builtins
@@ -134,8 +135,14 @@ def _restricted_messages(errors) -> list[tuple[int | None, str]]:
     return out
 
 
+def _normalize(source: str) -> str:
+    # modelling tools indent the script body under <bpmn:script>; the line count stays the same
+    return textwrap.dedent(source)
+
+
 def check_script(source: str) -> list[tuple[int | None, str]]:
     """Problems with a script, as (line within the script, message); empty when it is fine."""
+    source = _normalize(source)
     problems = _precheck(source)
     if problems:
         return problems
@@ -157,7 +164,7 @@ def _compiled_exec(source: str):
     if problems:
         line, msg = problems[0]
         raise ScriptError(f"script rejected: {msg}", line=line)
-    return compile_restricted_exec(source, filename=SCRIPT_FILENAME).code
+    return compile_restricted_exec(_normalize(source), filename=SCRIPT_FILENAME).code
 
 
 @functools.lru_cache(maxsize=8192)

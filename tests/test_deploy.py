@@ -195,11 +195,18 @@ def test_a_script_written_on_its_own_lines_reports_the_file_line(engine):
     assert p.line == line_containing(text, "total = fee +")
 
 
-def test_an_indented_script_is_refused_at_deploy_as_it_would_fail_at_run_time(engine):
-    # scripts run as written (no dedent), so an indented body is an IndentationError
-    text = script_process("\n        fee = 100\n        total = fee\n      ")
-    p = find(rejected(engine, {"indented.bpmn": text.encode()}), element_id="calc")
-    assert p.line == line_containing(text, "fee = 100") and "indent" in p.message
+def test_an_indented_script_as_modelling_tools_save_it_deploys_and_runs(engine):
+    text = script_process("\n        fee = 100\n        if fee > 50:\n            fee = fee * 2\n      ")
+    engine.deploy({"indented.bpmn": text.encode()})
+    iid = engine.start("p", {}, actor="admin")["instance_id"]
+    shown = engine.show(iid)
+    assert shown["status"] == "completed" and shown["data"]["fee"] == 200
+
+
+def test_an_indented_script_with_an_error_reports_the_file_line(engine):
+    text = script_process("\n        fee = 100\n        total = fee +\n      ")
+    p = find(rejected(engine, {"indented_bad.bpmn": text.encode()}), element_id="calc")
+    assert p.line == line_containing(text, "total = fee +")
 
 
 @pytest.mark.parametrize("script, words", [

@@ -12,7 +12,7 @@ from lxml import etree
 from .bpmn_xml import BPMN_NS, CAMUNDA_NS, SPIFF_NS, TB_NS
 
 HUMAN_TAGS = {"userTask", "manualTask"}
-_B = "{%s}" % BPMN_NS
+_B = f"{{{BPMN_NS}}}"
 
 
 def _split(value: str | None) -> list[str]:
@@ -21,7 +21,7 @@ def _split(value: str | None) -> list[str]:
 
 def _spiff_properties(el) -> dict[str, str]:
     props = {}
-    for p in el.iter("{%s}property" % SPIFF_NS):
+    for p in el.iter(f"{{{SPIFF_NS}}}property"):
         if p.get("name"):
             props[p.get("name")] = p.get("value", "")
     return props
@@ -29,8 +29,8 @@ def _spiff_properties(el) -> dict[str, str]:
 
 def _form_fields(el) -> list[dict]:
     fields = []
-    for f in el.iter("{%s}formField" % CAMUNDA_NS, "{%s}field" % TB_NS):
-        constraints = {c.get("name"): c.get("config") for c in f.iter("{%s}constraint" % CAMUNDA_NS)}
+    for f in el.iter(f"{{{CAMUNDA_NS}}}formField", f"{{{TB_NS}}}field"):
+        constraints = {c.get("name"): c.get("config") for c in f.iter(f"{{{CAMUNDA_NS}}}constraint")}
         fields.append({
             "id": f.get("id"),
             "label": f.get("label") or f.get("id"),
@@ -43,13 +43,13 @@ def _form_fields(el) -> list[dict]:
 
 def task_entry(el, lane: dict | None) -> dict:
     def attr(name):
-        return el.get("{%s}%s" % (TB_NS, name)) or el.get("{%s}%s" % (CAMUNDA_NS, name))
+        return el.get(f"{{{TB_NS}}}{name}") or el.get(f"{{{CAMUNDA_NS}}}{name}")
 
     props = _spiff_properties(el)
     groups = _split(attr("candidateGroups") or props.get("candidateGroups"))
     users = _split(attr("candidateUsers") or props.get("candidateUsers"))
     assignee = attr("assignee") or props.get("assignee") or None
-    sla_el = el.find(".//{%s}sla" % TB_NS)
+    sla_el = el.find(f".//{{{TB_NS}}}sla")
     sla = None
     if sla_el is not None:
         sla = {k: sla_el.get(k) for k in ("limit", "unit", "warn", "statutory", "promised") if sla_el.get(k)}
@@ -71,7 +71,7 @@ def task_entry(el, lane: dict | None) -> dict:
         "form_fields": _form_fields(el),
         "due": attr("dueDate") or props.get("dueDate") or None,
         "sla": sla,
-        "org_level": el.get("{%s}orgLevel" % TB_NS),
+        "org_level": el.get(f"{{{TB_NS}}}orgLevel"),
     }
 
 
@@ -79,7 +79,7 @@ def process_manifest(process_el) -> dict:
     lanes_by_node: dict[str, dict] = {}
     for lane in process_el.iter(_B + "lane"):
         info = {"id": lane.get("id"), "name": lane.get("name") or lane.get("id"),
-                "group": lane.get("{%s}group" % TB_NS) or lane.get("id")}
+                "group": lane.get(f"{{{TB_NS}}}group") or lane.get("id")}
         for ref in lane.findall(_B + "flowNodeRef"):
             lanes_by_node[(ref.text or "").strip()] = info
     tasks = {}

@@ -86,7 +86,7 @@ class Engine:
             with self.sessions.begin() as s:
                 return fn(s)
         except ScriptError as exc:
-            self.runtime.hot.clear()
+            # the failed workflow left the hot cache when it was loaded; only the incident remains to write
             with self.sessions.begin() as s:
                 exc.incident_id = self.runtime.record_incident(s, getattr(exc, "instance_id", None), exc).id
             raise

@@ -61,7 +61,6 @@ def run_claimed(sessions, engine, job_id: int, worker: str) -> str:
             job.locked_until = None
         return "done"
     except Exception as exc:  # noqa: BLE001 - every failure is recorded on the job, the worker lives on
-        engine.runtime.hot.clear() if not isinstance(exc, EngineError) else None
         with sessions.begin() as s:
             job = s.get(Job, job_id)
             if job is None:

@@ -130,7 +130,7 @@ class Engine:
                 q = q.where(HumanTask.id.in_(select(TaskCandidate.task_id).where(
                     TaskCandidate.kind == "group", TaskCandidate.name == group)))
             if user:
-                names = directory.group_names(directory.get_user(s, user))
+                names = directory.groups_of(s, user)
                 visible = select(TaskCandidate.task_id).where(or_(
                     (TaskCandidate.kind == "user") & (TaskCandidate.name == user),
                     (TaskCandidate.kind == "group") & TaskCandidate.name.in_(names or {""})))

@@ -337,9 +337,7 @@ def deploy(session: Session, files: dict[str, bytes], *, actor: str, clock) -> l
             manifest["has_messages"] = manifest["has_messages"] or manifests.get(sub, {}).get("has_messages", False)
         manifest["tasks"] = tasks
         checksum = _checksum(spec_json, manifest)
-        latest = session.scalars(
-            select(ProcessDefinition).where(ProcessDefinition.key == key)
-            .order_by(ProcessDefinition.version.desc()).limit(1)).first()
+        latest = _latest(session, key)
         if latest is not None and latest.checksum == checksum:
             results.append(Deployed(key, latest.version, latest.id, False))
             continue
@@ -378,9 +376,13 @@ class SpecCache:
         return item
 
 
+def _latest(session: Session, key: str) -> ProcessDefinition | None:
+    return session.scalars(select(ProcessDefinition).where(ProcessDefinition.key == key)
+                           .order_by(ProcessDefinition.version.desc()).limit(1)).first()
+
+
 def latest_definition(session: Session, key: str) -> ProcessDefinition:
-    row = session.scalars(select(ProcessDefinition).where(ProcessDefinition.key == key)
-                          .order_by(ProcessDefinition.version.desc()).limit(1)).first()
+    row = _latest(session, key)
     if row is None:
         raise NotFound(f"no process with key '{key}' is deployed")
     return row

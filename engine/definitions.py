@@ -22,8 +22,9 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from . import audit
-from .bpmn_xml import BPMN_NS, SPIFF_NS, kind_of, line_of, parse_xml, xsd_problems
+from .bpmn_xml import BPMN_NS, SPIFF_NS, TB_NS, kind_of, line_of, parse_xml, xsd_problems
 from .errors import InvalidProcess, NotFound, Problem
+from .forms import fields_from_json_schema
 from .manifest import process_manifest
 from .models import ProcessDefinition
 from .scripts import check_expression, check_script
@@ -302,11 +303,25 @@ def _plan(files: dict[str, bytes]):
     built = []
     for name, proc in procs:
         spec_json, subs, problem = _build(parser, trees, name, proc)
+        if problem is None:
+            problem = _manifest_problem(name, proc)
         if problem is not None:
             problems.append(problem)
         else:
             built.append((name, proc, spec_json, subs))
     return trees, sources, built, problems
+
+
+def _manifest_problem(name: str, proc) -> Problem | None:
+    """Extension elements that cannot be read (e.g. a form JSON Schema that is not JSON)."""
+    for el in proc.iter(f"{{{TB_NS}}}jsonSchema"):
+        owner = el.getparent().getparent() if el.getparent() is not None else None
+        try:
+            fields_from_json_schema(el.text or "")
+        except ValueError as exc:
+            return Problem(f"the form JSON Schema cannot be read: {exc}", file=name, line=el.sourceline,
+                           element_id=owner.get("id") if owner is not None else None)
+    return None
 
 
 def check(files: dict[str, bytes]) -> tuple[list[str], list[Problem]]:

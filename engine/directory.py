@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import hashlib
+import secrets
+
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from .errors import NotFound
-from .models import Group, Membership, User
+from .errors import NotAllowed, NotFound
+from .models import ApiToken, Department, Group, Membership, User
 
 
 def ensure_group(session: Session, name: str, display_name: str = "") -> Group:
@@ -55,3 +58,101 @@ def group_names(user: User) -> set[str]:
 
 def list_users(session: Session) -> list[User]:
     return list(session.scalars(select(User).order_by(User.name)))
+
+
+# ---- sign-in: passwords, roles, departments, tokens -------------------------------------
+
+ROLES = ("designer", "clerk", "monitor", "admin")
+LEVELS = {1: "省", 2: "市", 3: "区县", 4: "街镇", 5: "村社区"}
+_hasher = None
+
+
+def _argon2():
+    global _hasher
+    if _hasher is None:
+        from argon2 import PasswordHasher
+
+        _hasher = PasswordHasher()
+    return _hasher
+
+
+def hash_password(password: str) -> str:
+    if len(password) < 8:
+        raise NotAllowed("a password needs at least 8 characters")
+    return _argon2().hash(password)
+
+
+def check_password(user: User, password: str) -> bool:
+    from argon2.exceptions import InvalidHashError, VerificationError
+
+    if not user.password_hash or not user.active:
+        return False
+    try:
+        return _argon2().verify(user.password_hash, password)
+    except (VerificationError, InvalidHashError):
+        return False
+
+
+def set_roles(user: User, roles) -> None:
+    unknown = set(roles) - set(ROLES)
+    if unknown:
+        raise NotAllowed(f"unknown role(s) {sorted(unknown)}; roles are {', '.join(ROLES)}")
+    user.roles = sorted(set(roles))
+
+
+def ensure_department(session: Session, code: str, name: str, level: int, parent_code: str | None = None):
+    if level not in LEVELS:
+        raise NotAllowed(f"department level must be 1..5 ({', '.join(LEVELS.values())})")
+    dept = session.scalars(select(Department).where(Department.code == code)).first()
+    parent = None
+    if parent_code:
+        parent = session.scalars(select(Department).where(Department.code == parent_code)).first()
+        if parent is None:
+            raise NotFound(f"no department '{parent_code}'")
+        if parent.level >= level:
+            raise NotAllowed(f"department '{code}' (level {level}) cannot sit under level {parent.level}")
+    if dept is None:
+        dept = Department(code=code, name=name, level=level, parent_id=parent.id if parent else None)
+        session.add(dept)
+    else:
+        dept.name, dept.level, dept.parent_id = name, level, parent.id if parent else None
+    session.flush()
+    return dept
+
+
+def department_subtree(session: Session, department_id: int) -> set[int]:
+    """Ids of the department and everything under it."""
+    rows = session.execute(select(Department.id, Department.parent_id)).all()
+    children: dict[int | None, list[int]] = {}
+    for i, p in rows:
+        children.setdefault(p, []).append(i)
+    out, stack = set(), [department_id]
+    while stack:
+        d = stack.pop()
+        if d not in out:
+            out.add(d)
+            stack.extend(children.get(d, []))
+    return out
+
+
+def token_digest(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def issue_token(session: Session, clock, user_name: str, name: str, created_by: str) -> tuple[ApiToken, str]:
+    get_user(session, user_name)
+    secret = "tb_" + secrets.token_urlsafe(32)
+    row = ApiToken(name=name, token_hash=token_digest(secret), user_name=user_name, created_by=created_by,
+                   created_at=clock.now())
+    session.add(row)
+    session.flush()
+    return row, secret
+
+
+def user_for_token(session: Session, token: str) -> User | None:
+    row = session.scalars(select(ApiToken).where(ApiToken.token_hash == token_digest(token),
+                                                 ApiToken.revoked_at.is_(None))).first()
+    if row is None:
+        return None
+    user = session.scalars(select(User).where(User.name == row.user_name)).first()
+    return user if user is not None and user.active else None

@@ -3,6 +3,7 @@
     EngineError
      ├── InvalidProcess      a BPMN/DMN upload was rejected; ``.problems`` lists located errors
      ├── NotFound            no such definition, instance, task, user
+     ├── Invalid             submitted data failed validation; ``.fields`` maps field id → message
      ├── NotAllowed          the actor may not do this, or the task is not in a state that allows it
      ├── Conflict            another writer changed the instance first (optimistic lock); retry
      ├── ScriptError         a BPMN script or expression failed or was stopped by the sandbox
@@ -61,6 +62,14 @@ class InvalidProcess(EngineError):
 
 class NotFound(EngineError):
     code = "not_found"
+
+
+class Invalid(EngineError):
+    code = "validation"
+
+    def __init__(self, message: str, fields: dict[str, str] | None = None):
+        self.fields = dict(fields or {})
+        super().__init__(message)
 
 
 class NotAllowed(EngineError):

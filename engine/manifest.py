@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from lxml import etree
 
+from . import forms
 from .bpmn_xml import BPMN_NS, CAMUNDA_NS, SPIFF_NS, TB_NS
 
 HUMAN_TAGS = {"userTask", "manualTask"}
@@ -28,17 +29,46 @@ def _spiff_properties(el) -> dict[str, str]:
 
 
 def _form_fields(el) -> list[dict]:
+    """camunda:formField and tb:field elements, then a tb:jsonSchema, as one field list."""
     fields = []
     for f in el.iter(f"{{{CAMUNDA_NS}}}formField", f"{{{TB_NS}}}field"):
         constraints = {c.get("name"): c.get("config") for c in f.iter(f"{{{CAMUNDA_NS}}}constraint")}
-        fields.append({
-            "id": f.get("id"),
-            "label": f.get("label") or f.get("id"),
-            "type": f.get("type", "string"),
-            "required": "required" in constraints or f.get("required") == "true",
-            "default": f.get("defaultValue") or f.get("default"),
-        })
+        options = [{"id": v.get("id"), "name": v.get("name") or v.get("id")}
+                   for v in f.iter(f"{{{CAMUNDA_NS}}}value", f"{{{TB_NS}}}option") if v.get("id")]
+        if not options and f.get("options"):
+            options = [{"id": o, "name": o} for o in _split(f.get("options"))]
+
+        def limit(name, f=f, constraints=constraints):
+            return constraints.get(name) if constraints.get(name) is not None else f.get(name)
+
+        fields.append(forms.field(
+            f.get("id"), label=f.get("label"), type_=f.get("type", "string"),
+            required="required" in constraints or f.get("required") == "true",
+            default=f.get("defaultValue") or f.get("default"), options=options or None,
+            min=limit("min"), max=limit("max"), minlength=limit("minlength"), maxlength=limit("maxlength"),
+            pattern=limit("pattern"), readonly=("readonly" in constraints) or None,
+            sensitive=f.get("sensitive") == "true" or None))
+    schema = el.find(f".//{{{TB_NS}}}jsonSchema")
+    if schema is not None and (schema.text or "").strip():
+        fields.extend(forms.fields_from_json_schema(schema.text))
     return fields
+
+
+def _outcomes(el) -> list[dict]:
+    """The decisions a clerk can take: tb:outcomes="approve:准予,reject:不予", or the options of a
+    form field called ``decision``."""
+    raw = el.get(f"{{{TB_NS}}}outcomes")
+    if raw:
+        out = []
+        for part in _split(raw):
+            oid, _, name = part.partition(":")
+            out.append({"id": oid.strip(), "name": (name or oid).strip()})
+        return out
+    for f in el.iter(f"{{{CAMUNDA_NS}}}formField", f"{{{TB_NS}}}field"):
+        if f.get("id") == "decision":
+            return [{"id": v.get("id"), "name": v.get("name") or v.get("id")}
+                    for v in f.iter(f"{{{CAMUNDA_NS}}}value", f"{{{TB_NS}}}option") if v.get("id")]
+    return []
 
 
 def task_entry(el, lane: dict | None) -> dict:
@@ -69,6 +99,8 @@ def task_entry(el, lane: dict | None) -> dict:
         "assignee": assignee,
         "form_key": attr("formKey") or props.get("formKey") or None,
         "form_fields": _form_fields(el),
+        "outcomes": _outcomes(el),
+        "opinion_required": el.get(f"{{{TB_NS}}}opinionRequired") == "true",
         "due": attr("dueDate") or props.get("dueDate") or None,
         "sla": sla,
         "org_level": el.get(f"{{{TB_NS}}}orgLevel"),

@@ -58,7 +58,45 @@ class User(Base):
     password_hash: Mapped[str | None] = mapped_column(String(300), nullable=True)
     active: Mapped[bool] = mapped_column(default=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # designer | clerk | monitor | admin (a user may hold several)
+    roles: Mapped[list | None] = mapped_column(JSON, default=list, nullable=True)
+    department_id: Mapped[int | None] = mapped_column(ForeignKey("tb_department.id"), nullable=True)
     groups: Mapped[list[Group]] = relationship(secondary="tb_membership", lazy="selectin")
+
+
+class Department(Base):
+    """A node of the org tree: 省 / 市 / 区县 / 街镇 / 村社区 (level 1..5)."""
+
+    __tablename__ = "tb_department"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    code: Mapped[str] = mapped_column(String(60), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    level: Mapped[int] = mapped_column(Integer)
+    parent_id: Mapped[int | None] = mapped_column(ForeignKey("tb_department.id"), nullable=True)
+
+
+class ApiToken(Base):
+    """A bearer token an administrator issued; only its SHA-256 is stored."""
+
+    __tablename__ = "tb_api_token"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    user_name: Mapped[str] = mapped_column(String(100))
+    created_by: Mapped[str] = mapped_column(String(100))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+class LoginFailure(Base):
+    """Failed sign-ins, for rate limiting across web worker processes."""
+
+    __tablename__ = "tb_login_failure"
+    __table_args__ = (Index("ix_login_failure_key", "key", "at"),)
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    key: Mapped[str] = mapped_column(String(200))
+    at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
 class Group(Base):
@@ -66,6 +104,7 @@ class Group(Base):
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     name: Mapped[str] = mapped_column(String(100), unique=True)
     display_name: Mapped[str] = mapped_column(String(200), default="")
+    department_id: Mapped[int | None] = mapped_column(ForeignKey("tb_department.id"), nullable=True)
 
 
 class Membership(Base):

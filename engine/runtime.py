@@ -27,10 +27,10 @@ from sqlalchemy import delete, event, select
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import StaleDataError
 
-from . import audit
+from . import audit, forms
 from . import clock as clock_mod
 from .directory import groups_of
-from .errors import Conflict, EngineError, NotAllowed, NotFound, ScriptError
+from .errors import Conflict, EngineError, Invalid, NotAllowed, NotFound, ScriptError
 from .models import EventSubscription, HumanTask, Incident, Instance, Job, TaskCandidate
 from .serialization import dump_state, load_state, to_jsonable
 from .sla import due_times
@@ -278,7 +278,7 @@ class Runtime:
 
     def _check_open(self, h: HumanTask):
         if h.status == "completed":
-            raise NotAllowed(f"task {h.id} was already completed by {h.completed_by}")
+            raise Conflict(f"task {h.id} was already completed by {h.completed_by}")
         if h.status != "open":
             raise NotAllowed(f"task {h.id} is {h.status}, not open")
 
@@ -292,6 +292,21 @@ class Runtime:
         h.assignee = actor
         audit.append(session, self.clock, actor, "claim", instance_id=h.instance_id, task_ref=h.bpmn_id,
                      detail={"task_id": h.id})
+        return h
+
+    def unclaim(self, session: Session, task_id: int, actor: str, *, force: bool = False) -> HumanTask:
+        """Give a claimed task back to its candidates (the holder, or an administrator with force)."""
+        h = self._human_task(session, task_id)
+        self._check_open(h)
+        if not h.assignee:
+            raise NotAllowed(f"task {h.id} is not claimed")
+        if h.assignee != actor and not force:
+            raise NotAllowed(f"task {h.id} is claimed by {h.assignee}")
+        if not (h.candidate_groups or h.candidate_users):
+            raise NotAllowed(f"task {h.id} is assigned to {h.assignee} by the process and has no candidates")
+        previous, h.assignee = h.assignee, None
+        audit.append(session, self.clock, actor, "unclaim", instance_id=h.instance_id, task_ref=h.bpmn_id,
+                     detail={"task_id": h.id, "from": previous})
         return h
 
     def complete(self, session: Session, task_id: int, actor: str, data: dict | None = None,
@@ -308,7 +323,18 @@ class Runtime:
         if task is None or task.state != TaskState.READY:
             # the mirror and the workflow disagree: never run() a task that is not READY
             raise NotAllowed(f"task {h.id} is not ready in the workflow")
-        submitted = dict(data or {})
+        entry = manifest["tasks"].get(h.bpmn_id, {})
+        submitted = forms.validate(entry.get("form_fields") or [], dict(data or {}))
+        if decision is None and entry.get("outcomes"):
+            decision = submitted.get("decision")
+        problems = {}
+        if entry.get("outcomes") and decision not in {o["id"] for o in entry["outcomes"]}:
+            names = ", ".join(o["id"] for o in entry["outcomes"])
+            problems["decision"] = f"请选择办理结果 / choose a decision: {names}"
+        if entry.get("opinion_required") and not (opinion or "").strip():
+            problems["opinion"] = "请填写审批意见 / an opinion is required"
+        if problems:
+            raise Invalid("表单有误 / the form has errors: " + ", ".join(sorted(problems)), problems)
         if decision is not None:
             submitted.setdefault("decision", decision)
 

@@ -61,7 +61,7 @@ def test_a_clerk_completes_only_tasks_of_their_groups(engine):
     with pytest.raises(NotFound):
         engine.complete(task["id"], "nobody_at_all", {})
     engine.complete(task["id"], "window_clerk", {"accepted": True})
-    with pytest.raises(NotAllowed, match="already completed by window_clerk"):
+    with pytest.raises(Conflict, match="already completed by window_clerk"):
         engine.complete(task["id"], "window_clerk", {})
     nxt = open_task(engine, iid)
     assert nxt["bpmn_id"] == "approve"

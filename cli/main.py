@@ -230,9 +230,16 @@ def users():
 @click.argument("name")
 @click.option("--group", "groups", multiple=True)
 @click.option("--display-name", default="")
+@click.option("--role", "roles", multiple=True, type=click.Choice(["designer", "clerk", "monitor", "admin"]))
+@click.option("--department", default=None, help="department code")
+@click.option("--password", default=None, help="set a password (or use --password-stdin)")
+@click.option("--password-stdin", is_flag=True, help="read the password from standard input")
 @json_opt
-def users_add(name, groups, display_name, as_json):
-    _out(as_json, _engine().add_user(name, groups, display_name),
+def users_add(name, groups, display_name, roles, department, password, password_stdin, as_json):
+    if password_stdin:
+        password = sys.stdin.readline().rstrip("\n")
+    _out(as_json, _engine().add_user(name, groups, display_name, roles=list(roles) if roles else None,
+                                     password=password, department=department),
          lambda u: f"user {u['name']} in {', '.join(u['groups']) or 'no groups'}")
 
 
@@ -242,32 +249,40 @@ def users_list(as_json):
     _out(as_json, _engine().users(), lambda rows: "\n".join(f"{u['name']:<20} {', '.join(u['groups'])}" for u in rows))
 
 
-DEMO_USERS = {
-    "window_clerk": ["window"], "approver": ["approval"], "market_clerk": ["market"],
-    "tobacco_clerk": ["tobacco"], "drug_clerk": ["drug"], "leader": ["leader"],
-}
-
-
 @main.command()
-@click.option("--demo", is_flag=True, help="deploy the examples and create demo users first")
-@click.option("--host", default="127.0.0.1")
-@click.option("--port", default=5000, type=int)
-def serve(demo, host, port):
-    """Run the product on the embedded default: the worker, and with --demo the demo data."""
+@click.option("--demo", is_flag=True, help="create the demo org, users and processes first")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=5000, type=int, show_default=True)
+@click.option("--no-worker", is_flag=True, help="serve pages only (run `tongban worker` separately)")
+def serve(demo, host, port, no_worker):
+    """Run the whole product in one process: web pages and REST API, and the worker.
+
+    Production runs gunicorn ('web:create_app()') and separate `tongban worker` processes."""
+    from werkzeug.serving import make_server
+
+    from web import create_app
+
     eng = _engine()
     if demo:
-        for name, groups in DEMO_USERS.items():
-            eng.add_user(name, groups)
-        deployed = eng.deploy_paths([ROOT / "bpmn_examples"], actor="system")
-        click.echo("deployed: " + ", ".join(f"{d.key} v{d.version}" for d in deployed))
-        click.echo("demo users (name: groups):")
-        for name, groups in DEMO_USERS.items():
-            click.echo(f"  {name}: {', '.join(groups)}")
-    click.echo(f"database: {eng.db.url.render_as_string(hide_password=True)}")
-    click.echo("try: tongban start lanes_review --as window_clerk; tongban tasks --user window_clerk")
-    from cli.worker import make_scheduler
+        from cli.demo import DEMO_PASSWORD, USERS, seed
 
-    make_scheduler(eng).start()
+        deployed = seed(eng)
+        click.echo("deployed: " + ", ".join(f"{d.key} v{d.version}" for d in deployed))
+        click.echo(f"demo users (password for all: {DEMO_PASSWORD}):")
+        for name, (display, roles, groups, _dept) in USERS.items():
+            click.echo(f"  {name:<14} {display}  roles={','.join(roles)}  groups={','.join(groups) or '-'}")
+    click.echo(f"database: {eng.db.url.render_as_string(hide_password=True)}")
+    app = create_app(eng)
+    if not no_worker:
+        from cli.worker import make_scheduler
+
+        make_scheduler(eng, background=True).start()
+    server = make_server(host, port, app, threaded=True)
+    click.echo(f"Tongban is running at http://{host}:{port}/  (Ctrl+C to stop)")
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
 
 
 if __name__ == "__main__":

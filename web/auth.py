@@ -1,0 +1,147 @@
+"""Sign-in, sessions, CSRF, bearer tokens and role checks.
+
+Pages use a session cookie; every state-changing request carries the session's CSRF token
+(form field ``csrf_token`` or header ``X-CSRF-Token``, which htmx sends from the page).
+API clients send ``Authorization: Bearer <token>`` (tokens an admin issues); a bearer
+request needs no CSRF token because the browser never adds that header by itself.
+"""
+
+from __future__ import annotations
+
+import hmac
+import secrets
+from functools import wraps
+from urllib.parse import urlparse
+
+from flask import Blueprint, abort, current_app, g, redirect, render_template, request, session, url_for
+from flask_babel import gettext as _
+
+from engine.errors import EngineError, NotAllowed
+
+bp = Blueprint("auth", __name__)
+
+SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
+
+
+def engine():
+    return current_app.extensions["tongban"]
+
+
+def csrf_token() -> str:
+    if "csrf" not in session:
+        session["csrf"] = secrets.token_urlsafe(32)
+    return session["csrf"]
+
+
+def has_role(*roles: str) -> bool:
+    user = g.get("user")
+    if not user:
+        return False
+    held = set(user["roles"])
+    return "admin" in held or bool(held & set(roles))
+
+
+def _load_user():
+    g.user = None
+    g.via_token = False
+    header = request.headers.get("Authorization", "")
+    if header.lower().startswith("bearer "):
+        user = engine().user_for_token(header[7:].strip())
+        g.user, g.via_token = user, user is not None
+        return
+    name = session.get("user")
+    if name:
+        try:
+            g.user = engine().user(name)
+        except EngineError:
+            session.clear()
+
+
+def _check_csrf():
+    if request.method in SAFE_METHODS or g.get("via_token"):
+        return
+    if request.endpoint == "auth.login" and not session.get("csrf"):
+        abort(400, description="CSRF token missing: reload the sign-in page")
+    sent = request.headers.get("X-CSRF-Token") or request.form.get("csrf_token") or ""
+    expected = session.get("csrf", "")
+    if not expected or not hmac.compare_digest(sent, expected):
+        abort(400, description="CSRF token missing or wrong: reload the page and try again")
+
+
+def login_required(view):
+    @wraps(view)
+    def wrapper(*args, **kwargs):
+        if not g.get("user"):
+            return redirect(url_for("auth.login", next=request.full_path))
+        return view(*args, **kwargs)
+
+    return wrapper
+
+
+def role_required(*roles: str):
+    """The signed-in user must hold one of ``roles`` (admin holds them all)."""
+
+    def decorator(view):
+        @wraps(view)
+        def wrapper(*args, **kwargs):
+            if not g.get("user"):
+                return redirect(url_for("auth.login", next=request.full_path))
+            if not has_role(*roles):
+                abort(403)
+            return view(*args, **kwargs)
+
+        return wrapper
+
+    return decorator
+
+
+def _safe_next(target: str | None) -> str:
+    if target and urlparse(target).netloc == "" and target.startswith("/") and not target.startswith("//"):
+        return target
+    return url_for("inbox.index")
+
+
+@bp.route("/login", methods=["GET", "POST"])
+def login():
+    error = None
+    if request.method == "POST":
+        name = request.form.get("username", "").strip()
+        password = request.form.get("password", "")
+        try:
+            user = engine().sign_in(name, password, client=request.remote_addr or "")
+        except NotAllowed:
+            user, error = None, _("登录失败次数过多，请 15 分钟后再试。")
+        if user is None and error is None:
+            error = _("用户名或密码错误。")
+        if user is not None:
+            lang = session.get("lang")
+            session.clear()
+            session["user"] = user["name"]
+            if lang:
+                session["lang"] = lang
+            session.permanent = True
+            return redirect(_safe_next(request.args.get("next")))
+        return render_template("login.html", error=error, username=name), 401 if error else 200
+    return render_template("login.html", error=None, username="")
+
+
+@bp.route("/logout", methods=["POST"])
+def logout():
+    session.clear()
+    return redirect(url_for("auth.login"))
+
+
+def init_app(app) -> None:
+    app.before_request(_load_user)
+    app.before_request(_check_csrf)
+
+    @app.context_processor
+    def _globals():
+        counts = None
+        if g.get("user") and request.endpoint and not request.endpoint.startswith("api."):
+            try:
+                counts = engine().task_counts(g.user["name"])
+            except EngineError:
+                counts = None
+        return {"csrf_token": csrf_token, "current_user": g.get("user"), "has_role": has_role,
+                "task_counts": counts}

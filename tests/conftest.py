@@ -63,3 +63,6 @@ def engine(db_url, clock):
 
 def example_files(*names: str) -> dict[str, bytes]:
     return {str(EXAMPLES / n): (EXAMPLES / n).read_bytes() for n in names}
+
+
+pytest_plugins = ["tests.web_support"]

@@ -194,22 +194,27 @@ class Engine:
         """The user on a correct password; None on a wrong one; NotAllowed after too many failures
         for this name or this client within 15 minutes (the limit holds across web workers)."""
         keys = [f"user:{name}"] + ([f"client:{client}"] if client else [])
+        blocked = False
         with self.sessions.begin() as s:
             since = self.clock.now() - self.LOGIN_WINDOW
             for key in keys:
                 failures = s.scalar(select(func.count()).select_from(LoginFailure).where(
                     LoginFailure.key == key, LoginFailure.at >= since))
-                if failures >= self.LOGIN_LIMIT:
-                    raise NotAllowed("too many failed sign-ins; try again in 15 minutes")
-            u = s.scalars(select(User).where(User.name == name)).first()
-            if u is not None and directory.check_password(u, password):
-                s.execute(delete(LoginFailure).where(LoginFailure.key == f"user:{name}"))
-                audit.append(s, self.clock, name, "sign_in", detail={"client": client})
-                return self._user_dict(s, u)
-            for key in keys:
-                s.add(LoginFailure(key=key, at=self.clock.now()))
-            audit.append(s, self.clock, name[:100] or "-", "sign_in.failed", detail={"client": client})
-            return None
+                blocked = blocked or failures >= self.LOGIN_LIMIT
+            if blocked:
+                audit.append(s, self.clock, name[:100] or "-", "sign_in.blocked", detail={"client": client})
+            else:
+                u = s.scalars(select(User).where(User.name == name)).first()
+                if u is not None and directory.check_password(u, password):
+                    s.execute(delete(LoginFailure).where(LoginFailure.key == f"user:{name}"))
+                    audit.append(s, self.clock, name, "sign_in", detail={"client": client})
+                    return self._user_dict(s, u)
+                for key in keys:
+                    s.add(LoginFailure(key=key, at=self.clock.now()))
+                audit.append(s, self.clock, name[:100] or "-", "sign_in.failed", detail={"client": client})
+        if blocked:
+            raise NotAllowed("too many failed sign-ins; try again in 15 minutes")
+        return None
 
     def issue_token(self, user_name: str, name: str, actor: str) -> dict:
         """A new bearer token; the secret is returned once and only its hash is stored."""
@@ -392,6 +397,47 @@ class Engine:
                      "status": i.status, "started_at": _iso(i.started_at), "ended_at": _iso(i.ended_at)}
                     for i in s.scalars(q)]
 
+    @staticmethod
+    def _involving(s, user: str):
+        """Ids of the instances ``user`` started or has a task in (holds, completed, or may claim)."""
+        names = directory.groups_of(s, user)
+        candidate = select(TaskCandidate.task_id).where(or_(
+            (TaskCandidate.kind == "user") & (TaskCandidate.name == user),
+            (TaskCandidate.kind == "group") & TaskCandidate.name.in_(names or {""})))
+        return (select(Instance.id).where(Instance.started_by == user)
+                .union(select(HumanTask.instance_id).where(or_(HumanTask.assignee == user,
+                                                               HumanTask.completed_by == user)))
+                .union(select(HumanTask.instance_id).where(HumanTask.status == "open",
+                                                           HumanTask.assignee.is_(None),
+                                                           HumanTask.id.in_(candidate))))
+
+    def instances_for(self, user: str | None = None, *, status: str | None = None, process_key: str | None = None,
+                      business_key: str | None = None, limit: int = 50, offset: int = 0) -> list[dict]:
+        """Instances, newest first; with ``user`` only those the user started or has a task in."""
+        with self.readers() as s:
+            q = select(Instance)
+            if user is not None:
+                q = q.where(Instance.id.in_(self._involving(s, user)))
+            if status:
+                q = q.where(Instance.status == status)
+            if process_key:
+                q = q.where(Instance.process_key == process_key)
+            if business_key:
+                q = q.where(Instance.business_key == business_key)
+            q = q.order_by(Instance.id.desc()).limit(limit).offset(offset)
+            return [{"id": i.id, "process_key": i.process_key, "business_key": i.business_key,
+                     "status": i.status, "definition_id": i.definition_id, "started_by": i.started_by,
+                     "started_at": _iso(i.started_at), "ended_at": _iso(i.ended_at)}
+                    for i in s.scalars(q)]
+
+    def may_see_instance(self, instance_id: int, user: str) -> bool:
+        """NotFound if there is no such instance; else whether ``user`` started it or has a task in it."""
+        with self.readers() as s:
+            if s.get(Instance, instance_id) is None:
+                raise NotFound(f"no instance {instance_id}")
+            inv = self._involving(s, user).subquery()
+            return s.scalar(select(func.count()).select_from(inv).where(inv.c[0] == instance_id)) > 0
+
     def show(self, instance_id: int) -> dict:
         with self.readers() as s:
             row = s.get(Instance, instance_id)
@@ -411,6 +457,37 @@ class Engine:
                     "started_by": row.started_by, "started_at": _iso(row.started_at),
                     "ended_at": _iso(row.ended_at), "open_tasks": open_tasks, "history": history,
                     "incidents": incidents}
+
+    def progress(self, instance_id: int) -> dict:
+        """BPMN element ids of one instance by state, for diagram highlighting:
+        completed, active (ready or running), waiting (timers, messages) and error.
+        Read from the stored workflow state (never the hot cache, which actions take from)."""
+        from SpiffWorkflow.util.task import TaskState
+
+        from .serialization import load_state
+
+        with self.readers() as s:
+            row = s.get(Instance, instance_id)
+            if row is None:
+                raise NotFound(f"no instance {instance_id}")
+            spec, subs, _manifest = self.specs.get(s, row.definition_id)
+            wf = load_state(row.state, spec, subs, self.runtime._script_engine)
+        out: dict[str, set] = {"completed": set(), "active": set(), "waiting": set(), "error": set()}
+        for t in wf.get_tasks():
+            bpmn_id = getattr(t.task_spec, "bpmn_id", None)
+            if not bpmn_id:
+                continue
+            if t.state == TaskState.COMPLETED:
+                out["completed"].add(bpmn_id)
+            elif t.state in (TaskState.READY, TaskState.STARTED):
+                out["active"].add(bpmn_id)
+            elif t.state == TaskState.WAITING:
+                out["waiting"].add(bpmn_id)
+            elif t.state == TaskState.ERROR:
+                out["error"].add(bpmn_id)
+        # a loop or multi-instance element can be both done and running: show it as running
+        out["completed"] -= out["active"] | out["waiting"] | out["error"]
+        return {k: sorted(v) for k, v in out.items()}
 
     # ---- jobs ---------------------------------------------------------------------------
     def run_due_jobs(self, worker: str = "local", limit: int = 50) -> dict[str, int]:

@@ -9,6 +9,9 @@ from pathlib import Path
 
 import click
 
+from cli.calendar_cli import calendar as calendar_group
+from cli.sla_cli import sla as sla_group
+from cli.tokens_cli import tokens as tokens_group
 from engine.errors import EngineError, InvalidProcess
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -284,6 +287,14 @@ def serve(demo, host, port, no_worker):
     except KeyboardInterrupt:
         pass
 
+
+main.add_command(calendar_group)
+main.add_command(sla_group)
+main.add_command(tokens_group)
+
+from cli.connectors_cli import register as _register_connector_commands  # noqa: E402
+
+_register_connector_commands(main)  # exchange, check, incidents, retry, pulls, unmask, connectors
 
 if __name__ == "__main__":
     main()

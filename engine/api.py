@@ -8,17 +8,23 @@ incident in a separate transaction, so the failed step leaves nothing half-writt
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+import os
+from datetime import date, datetime, timedelta
 
-from sqlalchemy import delete, func, or_, select
+from sqlalchemy import ARRAY, BigInteger, any_, case, cast, delete, func, or_, select, union
 
-from . import audit, definitions, directory, jobs
+from . import audit, definitions, directory, flowcheck, jobs, pulls
+from . import calendar as workcal
+from .approval import ApprovalMixin
 from .clock import SYSTEM_CLOCK, Clock
 from .db import make_engine, make_sessionmaker
-from .errors import Conflict, NotAllowed, NotFound, ScriptError
+from .errors import Conflict, Invalid, NotAllowed, NotFound, ScriptError
+from .escalation import SlaMixin
 from .models import (
     ApiToken,
     AuditEvent,
+    CalendarDay,
+    CalendarYear,
     Department,
     Group,
     HumanTask,
@@ -27,6 +33,7 @@ from .models import (
     LoginFailure,
     Membership,
     ProcessDefinition,
+    PullLog,
     TaskCandidate,
     User,
 )
@@ -49,9 +56,9 @@ def _iso(value: datetime | None):
     return value.isoformat() if value else None
 
 
-class Engine:
+class Engine(SlaMixin, ApprovalMixin):
     def __init__(self, url: str | None = None, *, clock: Clock = SYSTEM_CLOCK, script_timeout: float | None = None,
-                 db_engine=None):
+                 db_engine=None, connectors=None):
         self.db = db_engine or make_engine(url)
         self.sessions = make_sessionmaker(self.db)
         self.readers = make_sessionmaker(self.db, readonly=True)
@@ -61,6 +68,13 @@ class Engine:
         self.runtime = Runtime(self.specs, clock,
                                lambda: make_script_engine() if timeout is None else make_script_engine(timeout))
         self.job_handlers = {"timer": self.runtime.fire_timer}
+        from .connectors import default_registry
+
+        self.connector_registry = connectors if connectors is not None else default_registry()
+        self.connector_pool = pulls.ConnectorPool(self.connector_registry)
+        self.run_pulls_inline = True  # run the pull jobs an action created right after its commit
+        self.runtime.calendar_provider = self.calendar
+        self._init_sla()  # SLA and e-mail job handlers (engine/escalation.py)
 
     # ---- schema -------------------------------------------------------------------------
     def upgrade(self) -> None:
@@ -70,6 +84,7 @@ class Engine:
 
     # ---- definitions --------------------------------------------------------------------
     def deploy(self, files: dict[str, bytes], actor: str = "system") -> list[definitions.Deployed]:
+        flowcheck.raise_for_errors(files, self.connector_registry)
         with self.sessions.begin() as s:
             return definitions.deploy(s, files, actor=actor, clock=self.clock)
 
@@ -103,6 +118,9 @@ class Engine:
     def check(files: dict[str, bytes]) -> dict:
         """Validate an upload without deploying it: {"keys": [...], "problems": [...]}."""
         keys, problems = definitions.check(files)
+        if not problems:
+            problems = flowcheck.deploy_problems(files)
+            keys = [] if problems else keys
         return {"keys": keys, "problems": [p.as_dict() for p in problems]}
 
     # ---- users, departments, sign-in, tokens --------------------------------------------
@@ -237,16 +255,37 @@ class Engine:
             row.revoked_at = row.revoked_at or self.clock.now()
             audit.append(s, self.clock, actor, "token.revoke", detail={"token_id": token_id})
 
-    def user_for_token(self, token: str) -> dict | None:
+    def display_names(self) -> dict[str, str]:
+        """{user name: display name} for every user, in one query (for showing who holds what)."""
         with self.readers() as s:
-            u = directory.user_for_token(s, token)
-            return self._user_dict(s, u) if u is not None else None
+            return {n: d or n for n, d in s.execute(select(User.name, User.display_name))}
+
+    def user_for_token(self, token: str) -> dict | None:
+        """The active user a live bearer token belongs to (two queries: user+department, groups)."""
+        with self.readers() as s:
+            row = s.execute(
+                select(User, Department.code, Department.name)
+                .join(ApiToken, ApiToken.user_name == User.name)
+                .outerjoin(Department, Department.id == User.department_id)
+                .where(ApiToken.token_hash == directory.token_digest(token), ApiToken.revoked_at.is_(None),
+                       User.active.is_(True))).first()
+            if row is None:
+                return None
+            u, code, dept_name = row
+            return {"name": u.name, "display_name": u.display_name, "groups": sorted(directory.group_names(u)),
+                    "roles": sorted(u.roles or []), "active": u.active, "department": code,
+                    "department_name": dept_name}
 
     # ---- instances ----------------------------------------------------------------------
     def _guarded(self, fn):
         try:
             with self.sessions.begin() as s:
-                return fn(s)
+                if self.run_pulls_inline:
+                    s.info["tb_inline_worker"] = self.inline_worker
+                result = fn(s)
+                created = pulls.new_jobs(s)
+            self._run_new_jobs(created)
+            return result
         except ScriptError as exc:
             # the failed workflow left the hot cache when it was loaded; only the incident remains to write
             with self.sessions.begin() as s:
@@ -287,6 +326,17 @@ class Engine:
                 if h is not None and h.status == "completed" and "already completed" not in str(exc):
                     raise Conflict(f"task {task_id} was already completed by {h.completed_by}") from exc
             raise
+        except NotAllowed as exc:
+            # on PostgreSQL (read committed) the loser can read the task row before the winner commits
+            # and the instance after it: the workflow then says "not ready". For a candidate that is the
+            # same lost race, so it gets the same conflict.
+            with self.readers() as s:
+                h = s.get(HumanTask, task_id)
+                if (h is not None and h.status == "completed" and h.completed_by != actor
+                        and (actor in (h.candidate_users or [])
+                             or directory.groups_of(s, actor) & set(h.candidate_groups or []))):
+                    raise Conflict(f"task {task_id} was already completed by {h.completed_by}") from exc
+            raise
 
     def task(self, task_id: int, user: str | None = None) -> dict:
         """A task with its form, outcomes, the instance data and history, for the task page.
@@ -296,7 +346,8 @@ class Engine:
             h = s.get(HumanTask, task_id)
             if h is None:
                 raise NotFound(f"no task {task_id}")
-            if user is not None and h.completed_by != user and not self.runtime.may_act(s, h, user):
+            if user is not None and h.completed_by != user and h.owner != user \
+                    and not self.runtime.may_act(s, h, user):  # the owner of a delegated task reads it
                 raise NotAllowed(f"{user} may not see task {task_id}")
             row = s.get(Instance, h.instance_id)
             spec, subs, manifest = self.specs.get(s, row.definition_id)
@@ -311,7 +362,217 @@ class Engine:
                 "data": row.data or {},
                 "sensitive": sorted(f["id"] for f in entry.get("form_fields") or [] if f.get("sensitive")),
             })
+            out.update(self._pulled_view(s, h, row, manifest, user))
             return out
+
+    def _pulled_view(self, s, h: HumanTask, row: Instance, manifest: dict, user: str | None) -> dict:
+        """Pulled data of a task with provenance; sensitive values masked unless the viewer may see them."""
+        groups = directory.groups_of(s, user) if user else set()
+        u = s.scalars(select(User).where(User.name == user)).first() if user else None
+        roles = set(u.roles or []) if u is not None else set()
+        declared = {}  # field (as named in the data) -> (output declaration, operation fields)
+        for entry in [*manifest.get("tasks", {}).values(), *manifest.get("services", {}).values()]:
+            for p in entry.get("pulls") or []:
+                try:
+                    op_fields = self.connector_registry.unconfigured(p["connector"]).operation(p["operation"]).fields
+                except Exception:  # noqa: BLE001 - a connector configured only in the database
+                    op_fields = {}
+                for o in p.get("outputs") or []:
+                    declared[o["as"]] = (o, op_fields, entry.get("id"), p)
+        values = pulls.pulled_values(s, h.id)
+        data = {**(row.data or {}), **values}
+        sensitive = set()
+        for name, (o, op_fields, _, _) in declared.items():
+            kind = pulls.sensitive_kind(o, op_fields)
+            if kind:
+                sensitive.add(name)
+                if name in data and not pulls.may_see_full(o, groups, roles):
+                    data[name] = pulls.mask(data[name], kind)
+        logs = list(s.scalars(select(PullLog).where(PullLog.human_task_id == h.id, PullLog.kind == "pull",
+                                                    PullLog.outcome == "ok").order_by(PullLog.id)))
+        latest = {}
+        for entry in logs:
+            latest[(entry.connector, entry.operation)] = entry
+        pulled = []
+        for entry in latest.values():
+            for name in entry.fields or []:
+                o, op_fields, _, p = declared.get(name, ({"name": name, "as": name}, {}, None, {}))
+                kind = pulls.sensitive_kind(o, op_fields)
+                full = not kind or pulls.may_see_full(o, groups, roles)
+                value = values.get(name, (row.data or {}).get(name))
+                pulled.append({
+                    "field": name, "title": (op_fields.get(o["name"]) or {}).get("title") or name,
+                    "value": value if full else pulls.mask(value, kind), "masked": not full and value is not None,
+                    "sensitive": kind, "source": entry.source, "connector": entry.connector,
+                    "operation": entry.operation, "at": _iso(entry.at), "request_id": entry.request_id,
+                    "purpose": entry.purpose, "basis": entry.basis})
+        return {"pulled": pulled, "data": data,
+                "sensitive": sorted(set(f["id"] for f in (manifest["tasks"].get(h.bpmn_id, {}).get("form_fields") or [])
+                                        if f.get("sensitive")) | sensitive)}
+
+    def unmask(self, task_id: int, field: str, user: str, reason: str = "") -> dict:
+        """The full value of a masked pulled field; the unmasking is logged (pull log and audit)."""
+        with self.sessions.begin() as s:
+            h = s.get(HumanTask, task_id)
+            if h is None:
+                raise NotFound(f"no task {task_id}")
+            if h.completed_by != user and not self.runtime.may_act(s, h, user):
+                raise NotAllowed(f"{user} may not see task {task_id}")
+            src = s.scalars(select(PullLog).where(PullLog.human_task_id == h.id, PullLog.kind == "pull",
+                                                  PullLog.outcome == "ok").order_by(PullLog.id.desc())).all()
+            src = next((p for p in src if field in (p.fields or [])), None)
+            if src is None:
+                raise NotFound(f"task {task_id} has no pulled field '{field}'")
+            row = s.get(Instance, h.instance_id)
+            s.add(PullLog(at=self.clock.now(), kind="unmask", actor=user, instance_id=row.id, human_task_id=h.id,
+                          task_ref=h.bpmn_id, spiff_task_id=h.spiff_task_id, connector=src.connector,
+                          operation=src.operation, fields=[field], purpose=reason or src.purpose, basis=src.basis,
+                          source=src.source, request_id=src.request_id, duration_ms=0, outcome="ok"))
+            audit.append(s, self.clock, user, "unmask", instance_id=row.id, task_ref=h.bpmn_id,
+                         detail={"task_id": h.id, "field": field, "reason": reason})
+            return {"field": field, "value": pulls.pulled_values(s, h.id).get(field, (row.data or {}).get(field))}
+
+    # ---- connectors ---------------------------------------------------------------------
+    def connectors(self) -> list[dict]:
+        """Installed connectors with their configuration schema and operations (with schemas)."""
+        out = []
+        with self.readers() as s:
+            cfgs = pulls.configs(s, self.connector_registry.names())
+        for name in self.connector_registry.names():
+            cfg = cfgs.get(name)
+            conn = self.connector_registry.new(name, cfg.config if cfg else {}, {})
+            out.append(conn.describe())
+        return out
+
+    @staticmethod
+    def _config_dict(name: str, cls, cfg) -> dict:
+        schema = getattr(cls, "config_schema", {}) or {}
+        secret_keys = sorted({k for k, v in schema.items() if v.get("secret")} | set((cfg.secrets if cfg else {}) or {}))
+        return {"name": name, "config": dict(cfg.config) if cfg else {},
+                "secrets": {k: "set" if cfg is not None and (cfg.secrets or {}).get(k) else "not set"
+                            for k in secret_keys},
+                "revision": cfg.revision if cfg else 0, "updated_at": _iso(cfg.updated_at) if cfg else None,
+                "updated_by": cfg.updated_by if cfg else None}
+
+    def connector_configs(self) -> list[dict]:
+        """Stored configuration per connector; secrets only as "set" / "not set"."""
+        with self.readers() as s:
+            cfgs = pulls.configs(s, self.connector_registry.names())
+            return [self._config_dict(n, self.connector_registry.cls(n), cfgs.get(n))
+                    for n in self.connector_registry.names()]
+
+    def set_connector_config(self, name: str, config: dict | None = None, secrets: dict | None = None,
+                             actor: str = "system") -> dict:
+        """Replace a connector's configuration; each secret given replaces the stored one ("" or None
+        removes it), secrets not given stay. Secret values never reach the audit log."""
+        from .models import ConnectorConfig
+
+        cls = self.connector_registry.cls(name)
+        secret_keys = {k for k, v in (cls.config_schema or {}).items() if v.get("secret")}
+        config = dict(config or {})
+        leaked = sorted(k for k in config if k in secret_keys)
+        if leaked:
+            raise Invalid(f"{', '.join(leaked)} must be given as secrets, not configuration",
+                          {k: "secret" for k in leaked})
+        with self.sessions.begin() as s:
+            cfg = s.scalars(select(ConnectorConfig).where(ConnectorConfig.name == name)).first()
+            now = self.clock.now()
+            if cfg is None:
+                cfg = ConnectorConfig(name=name, config={}, secrets={}, revision=0, updated_at=now, updated_by=actor)
+                s.add(cfg)
+            merged = dict(cfg.secrets or {})
+            for k, v in (secrets or {}).items():
+                if v in (None, ""):
+                    merged.pop(k, None)
+                else:
+                    merged[k] = str(v)
+            cfg.config, cfg.secrets = config, merged
+            cfg.revision = (cfg.revision or 0) + 1
+            cfg.updated_at, cfg.updated_by = now, actor
+            s.flush()
+            self.connector_pool.forget(name)
+            audit.append(s, self.clock, actor, "connector.config",
+                         detail={"connector": name, "config": config, "secrets_changed": sorted(secrets or {})})
+            return self._config_dict(name, cls, cfg)
+
+    def pull_log(self, instance_id: int | None = None, limit: int = 200, *, kind: str | None = None) -> list[dict]:
+        """Data pulls, service calls and unmaskings, newest first (values never stored)."""
+        with self.readers() as s:
+            q = select(PullLog).order_by(PullLog.id.desc()).limit(limit)
+            if instance_id is not None:
+                q = q.where(PullLog.instance_id == instance_id)
+            if kind:
+                q = q.where(PullLog.kind == kind)
+            return [{"id": p.id, "at": _iso(p.at), "kind": p.kind, "actor": p.actor, "instance_id": p.instance_id,
+                     "task_id": p.human_task_id, "task": p.task_ref, "connector": p.connector,
+                     "operation": p.operation, "fields": list(p.fields or []), "purpose": p.purpose,
+                     "basis": p.basis, "source": p.source, "request_id": p.request_id,
+                     "duration_ms": p.duration_ms, "outcome": p.outcome, "error": p.error,
+                     "result_hash": p.result_hash} for p in s.scalars(q)]
+
+    def incidents(self, *, open_only: bool = True, instance_id: int | None = None, limit: int = 200) -> list[dict]:
+        with self.readers() as s:
+            q = select(Incident).order_by(Incident.id.desc()).limit(limit)
+            if open_only:
+                q = q.where(Incident.resolved_at.is_(None))
+            if instance_id is not None:
+                q = q.where(Incident.instance_id == instance_id)
+            return [{"id": i.id, "instance_id": i.instance_id, "job_id": i.job_id, "kind": i.kind,
+                     "element_id": i.element_id, "message": i.message, "created_at": _iso(i.created_at),
+                     "resolved": i.resolved_at is not None} for i in s.scalars(q)]
+
+    def retry_incident(self, incident_id: int, actor: str) -> dict:
+        """Re-queue the job behind an incident (a failed pull, service call or timer) and run it now.
+        Returns the incident and the outcome of the retry (done | retry | incident | skipped)."""
+        from .models import Job
+
+        with self.sessions.begin() as s:
+            inc = s.get(Incident, incident_id)
+            if inc is None:
+                raise NotFound(f"no incident {incident_id}")
+            if inc.resolved_at is not None:
+                raise NotAllowed(f"incident {incident_id} was already resolved")
+            job = s.get(Job, inc.job_id) if inc.job_id else None
+            if job is None or job.status != "incident":
+                raise NotAllowed(f"incident {incident_id} has no failed job to retry")
+            now = self.clock.now()
+            job.status, job.attempts, job.due_at = "pending", 0, now
+            job.locked_by = job.locked_until = None
+            inc.resolved_at = now
+            audit.append(s, self.clock, actor, "incident.retry", instance_id=inc.instance_id,
+                         task_ref=inc.element_id, detail={"incident_id": inc.id, "job_id": job.id})
+            job_id, kind = job.id, job.kind
+        outcome = "queued"
+        worker = f"retry:{actor}"[:100]
+        if pulls.claim_ids(self, [job_id], worker):
+            outcome = (pulls.run_claimed(self, job_id, worker) if kind in pulls.KINDS
+                       else jobs.run_claimed(self.sessions, self, job_id, worker))
+        return {"incident_id": incident_id, "job_id": job_id, "outcome": outcome}
+
+    def _job_kinds(self, ids: list[int]) -> dict[int, str]:
+        from .models import Job
+
+        if not ids:
+            return {}
+        with self.readers() as s:
+            return dict(s.execute(select(Job.id, Job.kind).where(Job.id.in_(ids))).all())
+
+    @property
+    def inline_worker(self) -> str:
+        return f"inline:{os.getpid()}:{id(self):x}"
+
+    def _run_new_jobs(self, created: list[tuple[int, dict]]) -> None:
+        """The pull and service jobs an action just created (leased to this process in the same
+        transaction), run in-process at once; the worker is the fallback and does the retries."""
+        for job_id, ctx in created:
+            if not ctx.get("locked_by"):
+                continue
+            try:
+                pulls.run_claimed(self, job_id, ctx["locked_by"], ctx)
+            except Exception:  # noqa: BLE001 - the job stays leased; the worker takes it after the lease
+                import logging
+
+                logging.getLogger("tongban.pulls").exception("inline run of job %s failed", job_id)
 
     def trail(self, instance_id: int | None = None, limit: int = 500) -> list[dict]:
         """Audit events of one instance (oldest first), or the newest events overall."""
@@ -353,11 +614,18 @@ class Engine:
                 TaskCandidate.kind == "group", TaskCandidate.name.in_(groups))))
         if user:
             names = directory.groups_of(s, user)
-            visible = select(TaskCandidate.task_id).where(or_(
-                (TaskCandidate.kind == "user") & (TaskCandidate.name == user),
-                (TaskCandidate.kind == "group") & TaskCandidate.name.in_(names or {""})))
+            candidate = or_((TaskCandidate.kind == "user") & (TaskCandidate.name == user),
+                            (TaskCandidate.kind == "group") & TaskCandidate.name.in_(names or {""}))
+            visible = select(TaskCandidate.task_id).where(candidate)
             mine = HumanTask.assignee == user
-            unclaimed = HumanTask.assignee.is_(None) & HumanTask.id.in_(visible)
+            if s.get_bind().dialect.name == "postgresql":
+                # id = ANY(array of candidate ids): the ids are read once through their index and the
+                # tasks fetched by primary key. An IN (subquery) is planned as a scan of every open
+                # task (most are unclaimed), ~4x slower at 100,000 open tasks (docs/performance.md).
+                ids = select(func.array_agg(TaskCandidate.task_id)).where(candidate).scalar_subquery()
+                unclaimed = HumanTask.assignee.is_(None) & (HumanTask.id == any_(cast(ids, ARRAY(BigInteger))))
+            else:
+                unclaimed = HumanTask.assignee.is_(None) & HumanTask.id.in_(visible)
             q = q.where(mine if scope == "mine" else unclaimed if scope == "unclaimed" else or_(mine, unclaimed))
         return q
 
@@ -380,13 +648,33 @@ class Engine:
         """Counts for the navigation: tasks I hold, my groups' unclaimed tasks, overdue among them."""
         with self.readers() as s:
             now = self.clock.now()
-            out = {}
-            for scope in ("mine", "unclaimed"):
-                q = self._task_query(s, user=user, scope=scope)
-                out[scope] = s.scalar(select(func.count()).select_from(q.subquery()))
-            q = self._task_query(s, user=user, due_before=now)
-            out["overdue"] = s.scalar(select(func.count()).select_from(q.subquery()))
-            return out
+            # one query (and one group lookup) for the three counts: this runs on every page
+            visible = self._task_query(s, user=user).subquery()
+            mine, unclaimed, overdue = s.execute(select(
+                func.count().filter(visible.c.assignee == user),
+                func.count().filter(visible.c.assignee.is_(None)),
+                func.count().filter(visible.c.due_at.is_not(None), visible.c.due_at <= now))).one()
+            return {"mine": mine, "unclaimed": unclaimed, "overdue": overdue}
+
+    def task_overview(self, near: timedelta = timedelta(days=2)) -> dict:
+        """Open tasks counted by deadline state (overdue | near: due within ``near`` | in_time |
+        none: no deadline), overall and per candidate group, for the monitor dashboard."""
+        with self.readers() as s:
+            now = self.clock.now()
+            state = case((HumanTask.due_at.is_(None), "none"), (HumanTask.due_at < now, "overdue"),
+                         (HumanTask.due_at <= now + near, "near"), else_="in_time").label("state")
+            totals = {"overdue": 0, "near": 0, "in_time": 0, "none": 0}
+            for st, n in s.execute(select(state, func.count()).where(HumanTask.status == "open")
+                                   .group_by(state)).all():
+                totals[st] = n
+            by_group: dict[str, dict] = {}
+            for name, st, n in s.execute(
+                    select(TaskCandidate.name, state, func.count())
+                    .join(HumanTask, HumanTask.id == TaskCandidate.task_id)
+                    .where(HumanTask.status == "open", TaskCandidate.kind == "group")
+                    .group_by(TaskCandidate.name, state)).all():
+                by_group.setdefault(name, {"overdue": 0, "near": 0, "in_time": 0, "none": 0})[st] = n
+            return {"now": _iso(now), "totals": totals, "by_group": by_group}
 
     def instances(self, status: str | None = None, limit: int = 200) -> list[dict]:
         with self.readers() as s:
@@ -404,12 +692,12 @@ class Engine:
         candidate = select(TaskCandidate.task_id).where(or_(
             (TaskCandidate.kind == "user") & (TaskCandidate.name == user),
             (TaskCandidate.kind == "group") & TaskCandidate.name.in_(names or {""})))
-        return (select(Instance.id).where(Instance.started_by == user)
-                .union(select(HumanTask.instance_id).where(or_(HumanTask.assignee == user,
-                                                               HumanTask.completed_by == user)))
-                .union(select(HumanTask.instance_id).where(HumanTask.status == "open",
-                                                           HumanTask.assignee.is_(None),
-                                                           HumanTask.id.in_(candidate))))
+        return union(select(Instance.id).where(Instance.started_by == user),
+                     select(HumanTask.instance_id).where(or_(HumanTask.assignee == user,
+                                                             HumanTask.completed_by == user)),
+                     select(HumanTask.instance_id).where(HumanTask.status == "open",
+                                                         HumanTask.assignee.is_(None),
+                                                         HumanTask.id.in_(candidate)))
 
     def instances_for(self, user: str | None = None, *, status: str | None = None, process_key: str | None = None,
                       business_key: str | None = None, limit: int = 50, offset: int = 0) -> list[dict]:
@@ -456,7 +744,10 @@ class Engine:
                     "definition_version": definition.version, "data": row.data,
                     "started_by": row.started_by, "started_at": _iso(row.started_at),
                     "ended_at": _iso(row.ended_at), "open_tasks": open_tasks, "history": history,
-                    "incidents": incidents}
+                    "incidents": incidents,
+                    # tasks waiting for their declared data (a pull running, retrying or failed)
+                    "waiting_tasks": [task_dict(h) for h in s.scalars(select(HumanTask).where(
+                        HumanTask.instance_id == row.id, HumanTask.status == "waiting"))]}
 
     def progress(self, instance_id: int) -> dict:
         """BPMN element ids of one instance by state, for diagram highlighting:
@@ -494,10 +785,97 @@ class Engine:
         with self.sessions.begin() as s:
             ids = jobs.claim(s, self.clock, worker, limit)
         outcome: dict[str, int] = {}
+        kinds = self._job_kinds(ids)
         for job_id in ids:
-            result = jobs.run_claimed(self.sessions, self, job_id, worker)
+            if kinds.get(job_id) in pulls.KINDS:
+                result = pulls.run_claimed(self, job_id, worker)
+            else:
+                result = jobs.run_claimed(self.sessions, self, job_id, worker)
             outcome[result] = outcome.get(result, 0) + 1
         return outcome
+
+    # ---- working-day calendar -----------------------------------------------------------
+    CALENDAR_TTL = 30.0  # seconds a process trusts its loaded calendar before checking the database
+
+    def calendar(self, *, fresh: bool = False) -> workcal.Calendar:
+        """The working-day calendar with the overrides administrators loaded (cached per process)."""
+        import time
+
+        now = time.monotonic()
+        cached = getattr(self, "_calendar", None)
+        if cached is not None and not fresh and now - self._calendar_at < self.CALENDAR_TTL:
+            return cached
+        cal = workcal.Calendar()
+        with self.readers() as s:
+            for d in s.scalars(select(CalendarDay)):
+                cal.days.setdefault(d.region, {})[d.day] = (d.workday, d.name)
+            for y in s.scalars(select(CalendarYear)):
+                cal.years.setdefault(y.region, set()).add(y.year)
+        self._calendar, self._calendar_at = cal, now
+        return cal
+
+    def load_calendar(self, text: str, filename: str = "", region: str = workcal.NATIONAL,
+                      actor: str = "system") -> dict:
+        """Load a published schedule (holidays and 调休 working days) for ``region``; the years it
+        covers replace what was loaded for them before."""
+        try:
+            rows = workcal.parse_schedule(text, filename)
+        except ValueError as exc:
+            raise Invalid(f"calendar file {filename or ''}: {exc}".replace(" :", ":"), {"file": str(exc)}) from exc
+        years = sorted({d.year for d, _, _ in rows})
+        with self.sessions.begin() as s:
+            s.execute(delete(CalendarDay).where(CalendarDay.region == region, or_(*[
+                (CalendarDay.day >= date(y, 1, 1)) & (CalendarDay.day <= date(y, 12, 31)) for y in years])))
+            s.execute(delete(CalendarYear).where(CalendarYear.region == region, CalendarYear.year.in_(years)))
+            s.flush()
+            seen = {}
+            for d, working, name in rows:
+                seen[d] = (working, name)
+            for d, (working, name) in sorted(seen.items()):
+                s.add(CalendarDay(region=region, day=d, workday=working, name=name[:100]))
+            for y in years:
+                s.add(CalendarYear(region=region, year=y, source=filename[:300], loaded_by=actor,
+                                   loaded_at=self.clock.now()))
+            audit.append(s, self.clock, actor, "calendar.load",
+                         detail={"region": region, "years": years, "days": len(seen), "file": filename})
+        self.calendar(fresh=True)
+        return {"region": region, "years": years, "days": len(seen),
+                "holidays": sum(1 for w, _ in seen.values() if not w),
+                "workdays": sum(1 for w, _ in seen.values() if w)}
+
+    def calendar_status(self, region: str = workcal.NATIONAL) -> dict:
+        """The current and next year: loaded / package / missing, with a warning for a missing one."""
+        today = self.clock.now().astimezone(workcal.TZ).date()
+        cal = self.calendar()
+        years, warnings = [], []
+        for year in (today.year, today.year + 1):
+            status = cal.year_status(year, region)
+            years.append({"year": year, "region": region, "status": status})
+            if status == "missing":
+                warnings.append(f"no published holiday schedule for {year} ({region}): deadlines in {year} "
+                                f"count weekends only and are provisional; load it with: "
+                                f"tongban calendar load FILE --region {region}")
+        return {"today": today.isoformat(), "years": years, "warnings": warnings, "ok": not warnings}
+
+    def sla_scope_instances(self, department: str | None) -> set[int] | None:
+        """Ids of the instances with a clocked step in ``department`` or under it (None: every
+        instance). The monitor pages scope the escalation log and the case cards with it."""
+        if department is None:
+            return None
+        from .models import SlaClock
+
+        with self.readers() as s:
+            _depts, scope = self._dept_scope(s, department)
+            return set(s.scalars(select(SlaClock.instance_id).where(
+                SlaClock.scope == "task", SlaClock.department_id.in_(scope)).distinct()))
+
+    def calendar_due(self, start: date, n: int, unit: str = "workday", region: str = workcal.NATIONAL) -> dict:
+        try:
+            due, provisional = self.calendar().due(start, n, unit, region)
+        except ValueError as exc:
+            raise Invalid(str(exc), {"n" if "negative" in str(exc) else "unit": str(exc)}) from exc
+        return {"start": start.isoformat(), "n": n, "unit": unit, "region": region, "due": due.isoformat(),
+                "provisional": provisional}
 
     # ---- audit --------------------------------------------------------------------------
     def verify_audit(self) -> audit.Verification:

@@ -21,7 +21,7 @@ from SpiffWorkflow.spiff.parser.process import SpiffBpmnParser
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from . import audit
+from . import audit, sla
 from .bpmn_xml import BPMN_NS, SPIFF_NS, TB_NS, kind_of, line_of, parse_xml, xsd_problems
 from .errors import InvalidProcess, NotFound, Problem
 from .forms import fields_from_json_schema
@@ -321,6 +321,16 @@ def _manifest_problem(name: str, proc) -> Problem | None:
         except ValueError as exc:
             return Problem(f"the form JSON Schema cannot be read: {exc}", file=name, line=el.sourceline,
                            element_id=owner.get("id") if owner is not None else None)
+    for el in proc.iter(f"{{{TB_NS}}}escalation"):
+        owner = el.getparent().getparent() if el.getparent() is not None else None
+        where = {"file": name, "line": el.sourceline, "element_id": owner.get("id") if owner is not None else None}
+        at = (el.get("at") or "due").strip()
+        if not sla.valid_point(at):
+            return Problem(f"escalation point '{at}' is not understood: use yellow, due or statutory, "
+                           f"optionally with an offset such as due+2wd, due-1d or yellow+4h", **where)
+        unknown = [a for a in (el.get("action") or "notify").replace(" ", "").split(",") if a and a not in sla.ACTIONS]
+        if unknown:
+            return Problem(f"unknown escalation action(s) {', '.join(unknown)}: use {', '.join(sla.ACTIONS)}", **where)
     return None
 
 

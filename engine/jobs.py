@@ -9,6 +9,7 @@ leaves its rows to be claimed again when the lease runs out. The effect of a job
 from __future__ import annotations
 
 import logging
+import os
 from datetime import timedelta
 
 from sqlalchemy import or_, select, update
@@ -18,7 +19,8 @@ from .errors import EngineError, ScriptError
 from .models import Job
 
 log = logging.getLogger("tongban.jobs")
-LEASE = timedelta(seconds=60)
+# how long a claim holds; a killed worker's jobs are claimed again after it (TONGBAN_JOB_LEASE seconds)
+LEASE = timedelta(seconds=float(os.environ.get("TONGBAN_JOB_LEASE", "60")))
 
 
 def claim(session: Session, clock, worker: str, limit: int = 50) -> list[int]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from lxml import etree
 
-from . import forms
+from . import approval_rules, forms
 from .bpmn_xml import BPMN_NS, CAMUNDA_NS, SPIFF_NS, TB_NS
 
 HUMAN_TAGS = {"userTask", "manualTask"}
@@ -71,6 +71,62 @@ def _outcomes(el) -> list[dict]:
     return []
 
 
+def data_pulls(el) -> list[dict]:
+    """Declared data pulls of a task: ``<tb:data connector operation purpose basis>`` with
+    ``<tb:input name expr>`` and ``<tb:output name [as] [sensitive] [seeFull] [scope]>`` children.
+    A service task's ``spiffworkflow:serviceTaskOperator id="connector.operation"`` counts too."""
+    pulls = []
+    for d in el.iter(f"{{{TB_NS}}}data"):
+        pulls.append({
+            "connector": d.get("connector") or "", "operation": d.get("operation") or "",
+            "purpose": d.get("purpose") or "", "basis": d.get("basis") or "", "line": d.sourceline,
+            "inputs": {i.get("name"): i.get("expr") if i.get("expr") is not None else i.get("name")
+                       for i in d.iter(f"{{{TB_NS}}}input") if i.get("name")},
+            "outputs": [{"name": o.get("name"), "as": o.get("as") or o.get("name"),
+                         "sensitive": o.get("sensitive") or None, "see_full": _split(o.get("seeFull")),
+                         "scope": o.get("scope") or "instance", "line": o.sourceline}
+                        for o in d.iter(f"{{{TB_NS}}}output") if o.get("name")],
+        })
+    if not pulls:
+        for op in el.iter(f"{{{SPIFF_NS}}}serviceTaskOperator"):
+            connector, _, operation = (op.get("id") or "").replace("/", ".").partition(".")
+            pulls.append({
+                "connector": connector, "operation": operation, "purpose": op.get(f"{{{TB_NS}}}purpose") or "",
+                "basis": op.get(f"{{{TB_NS}}}basis") or "", "line": op.sourceline,
+                "inputs": {p.get("id"): p.get("value") or p.get("id") for p in op.iter(f"{{{SPIFF_NS}}}parameter")
+                           if p.get("id")},
+                "outputs": [], "result_variable": op.get("resultVariable") or None,
+            })
+    return pulls
+
+
+SLA_KEYS = ("limit", "unit", "warn", "warnBefore", "statutory", "promised", "region", "approver")
+
+
+def escalations(el) -> list[dict]:
+    """``<tb:escalation at="yellow|due|due+2wd" action="notify,card" target="..." [decision] [scope]>``
+    directly inside the element's extensionElements (a process's chain is not its tasks' chain)."""
+    out = []
+    for e in el.findall(f"{_B}extensionElements/{{{TB_NS}}}escalation"):
+        out.append({"at": (e.get("at") or "due").strip(), "actions": _split(e.get("action") or "notify"),
+                    "target": e.get("target") or None, "decision": e.get("decision") or None,
+                    "opinion": e.get("opinion") or None, "scope": e.get("scope") or None})
+    return out
+
+
+def _process_sla(process_el) -> dict:
+    """The instance's limit (``tb:sla`` on the process), the chains, and the elements that stop the clock."""
+    sla_el = process_el.find(f"{_B}extensionElements/{{{TB_NS}}}sla")
+    sla = {k: sla_el.get(k) for k in SLA_KEYS if sla_el.get(k)} if sla_el is not None else None
+    chain = escalations(process_el)
+    pauses = {}
+    for el in process_el.iter():
+        if isinstance(el.tag, str) and el.get(f"{{{TB_NS}}}pausesClock") and el.get("id"):
+            pauses[el.get("id")] = el.get(f"{{{TB_NS}}}pausesClock")
+    return {"sla": sla, "instance_chain": [e for e in chain if e["scope"] in (None, "instance")],
+            "task_chain": [e for e in chain if e["scope"] in (None, "task")], "pauses": pauses}
+
+
 def task_entry(el, lane: dict | None) -> dict:
     def attr(name):
         return el.get(f"{{{TB_NS}}}{name}") or el.get(f"{{{CAMUNDA_NS}}}{name}")
@@ -82,7 +138,7 @@ def task_entry(el, lane: dict | None) -> dict:
     sla_el = el.find(f".//{{{TB_NS}}}sla")
     sla = None
     if sla_el is not None:
-        sla = {k: sla_el.get(k) for k in ("limit", "unit", "warn", "statutory", "promised") if sla_el.get(k)}
+        sla = {k: sla_el.get(k) for k in SLA_KEYS if sla_el.get(k)}
     lane_group = None
     if lane:
         lane_group = lane.get("group")
@@ -104,6 +160,10 @@ def task_entry(el, lane: dict | None) -> dict:
         "due": attr("dueDate") or props.get("dueDate") or None,
         "sla": sla,
         "org_level": el.get(f"{{{TB_NS}}}orgLevel"),
+        "pulls": data_pulls(el),
+        "visible_fields": _split(el.get(f"{{{TB_NS}}}visibleFields")) or None,
+        "escalations": escalations(el),
+        **approval_rules.parse(el),
     }
 
 
@@ -118,6 +178,12 @@ def process_manifest(process_el) -> dict:
     for el in process_el.iter():
         if isinstance(el.tag, str) and etree.QName(el).namespace == BPMN_NS and etree.QName(el).localname in HUMAN_TAGS:
             tasks[el.get("id")] = task_entry(el, lanes_by_node.get(el.get("id")))
+            approval_rules.manifest_fixups(tasks[el.get("id")])
+    services = {}
+    for el in process_el.iter(_B + "serviceTask"):
+        entry = task_entry(el, lanes_by_node.get(el.get("id")))
+        if entry["pulls"]:
+            services[el.get("id")] = entry
     has_timers = process_el.find(".//" + _B + "timerEventDefinition") is not None
     has_messages = process_el.find(".//" + _B + "messageEventDefinition") is not None or \
         process_el.find(".//" + _B + "receiveTask") is not None
@@ -127,4 +193,6 @@ def process_manifest(process_el) -> dict:
         "tasks": tasks,
         "has_timers": has_timers,
         "has_messages": has_messages,
+        "services": services,
+        **_process_sla(process_el),
     }

@@ -26,9 +26,34 @@ def alembic_config(url: str) -> Config:
     return cfg
 
 
+# any fixed number: PostgreSQL advisory lock held while migrating
+_MIGRATION_LOCK = 0x7B0A_0001
+
+
 def upgrade(url: str, revision: str = "head") -> None:
-    """Bring the database at ``url`` up to ``revision`` (default: the newest)."""
-    command.upgrade(alembic_config(url), revision)
+    """Bring the database at ``url`` up to ``revision`` (default: the newest).
+
+    On PostgreSQL the migration holds an advisory lock, so several processes starting at once
+    (gunicorn workers, `tongban worker`s) migrate one after the other instead of colliding;
+    the later ones find the schema current and do nothing. SQLite serializes writers itself."""
+    url = _normalize(url)
+    if not url.startswith("postgresql"):
+        command.upgrade(alembic_config(url), revision)
+        return
+    engine = create_engine(url, poolclass=pool.NullPool)
+    try:
+        with engine.connect() as conn:
+            conn.exec_driver_sql(f"SELECT pg_advisory_lock({_MIGRATION_LOCK})")
+            try:
+                cfg = alembic_config(url)
+                cfg.attributes["connection"] = conn
+                command.upgrade(cfg, revision)
+                conn.commit()
+            finally:
+                conn.exec_driver_sql(f"SELECT pg_advisory_unlock({_MIGRATION_LOCK})")
+                conn.commit()
+    finally:
+        engine.dispose()
 
 
 def downgrade(url: str, revision: str) -> None:

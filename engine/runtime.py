@@ -27,8 +27,9 @@ from sqlalchemy import delete, event, select
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import StaleDataError
 
-from . import audit, forms
+from . import approval_rules, audit, forms, pulls
 from . import clock as clock_mod
+from . import sla as sla_clock
 from .directory import groups_of
 from .errors import Conflict, EngineError, Invalid, NotAllowed, NotFound, ScriptError
 from .models import EventSubscription, HumanTask, Incident, Instance, Job, TaskCandidate
@@ -104,6 +105,7 @@ class Runtime:
         self.specs = specs
         self.clock = clock
         self.hot = HotCache()
+        self.calendar_provider = lambda: None  # the Engine supplies the loaded working-day calendar
         self._script_engine = script_engine_factory()
 
     # ---- loading and saving -------------------------------------------------------------
@@ -112,6 +114,7 @@ class Runtime:
         if row is None:
             raise NotFound(f"no instance {instance_id}")
         spec, subs, manifest = self.specs.get(session, row.definition_id)
+        pulls.park_services(spec, subs)
         wf = self.hot.take(row.id, row.version)
         if wf is None:
             wf = load_state(row.state, spec, subs, self._script_engine)
@@ -131,6 +134,7 @@ class Runtime:
               new: bool = False) -> None:
         now = self.clock.now()
         self._sync_tasks(session, row, wf, manifest, now, new)
+        approval_rules.after_sync(self, session, row, wf, manifest, now)  # tb:noApprover, tb:initiatorIsApprover
         if manifest.get("has_timers"):
             self._sync_timers(session, row, wf, now)
         if manifest.get("has_messages"):
@@ -143,6 +147,7 @@ class Runtime:
             row.status = "completed"
             row.ended_at = now
             audit.append(session, self.clock, actor, "end", instance_id=row.id)
+        sla_clock.instance_saved(self, session, row, wf, manifest, now, new)
         instance_id = row.id
         try:
             session.flush()
@@ -153,13 +158,16 @@ class Runtime:
 
     def _sync_tasks(self, session, row, wf, manifest, now, new):
         ready = {str(t.id): t for t in wf.get_tasks(state=TaskState.READY, manual=True)}
+        ready = pulls.split_services(self, session, row, ready, manifest, now, new)  # service tasks get a job
         existing = {} if new else {
             h.spiff_task_id: h for h in session.scalars(
-                select(HumanTask).where(HumanTask.instance_id == row.id, HumanTask.status == "open"))}
+                select(HumanTask).where(HumanTask.instance_id == row.id,
+                                        HumanTask.status.in_(("open", "waiting", "supplement", "suspended"))))}
         for tid, h in existing.items():
             if tid not in ready:
                 h.status = "cancelled"
                 h.completed_at = now
+                sla_clock.task_closed(self, session, h, now, "cancelled")
                 session.execute(delete(TaskCandidate).where(TaskCandidate.task_id == h.id))
         for tid, t in ready.items():
             if tid in existing:
@@ -169,16 +177,19 @@ class Runtime:
             groups = [_resolve(g, t.data) for g in entry.get("candidate_groups", [])]
             users = [_resolve(u, t.data) for u in entry.get("candidate_users", [])]
             assignee = _resolve(entry["assignee"], t.data) if entry.get("assignee") else None
-            due_at, warn_at = due_times(entry, now, t.data)
+            due_at, warn_at = due_times(entry, now, t.data, self.calendar_provider())
             h = HumanTask(
                 instance_id=row.id, spiff_task_id=tid, process_key=row.process_key, bpmn_id=bpmn_id,
                 name=getattr(t.task_spec, "bpmn_name", None) or entry.get("name") or bpmn_id,
                 lane=entry.get("lane") or getattr(t.task_spec, "lane", None),
                 candidate_groups=[g for g in groups if g], candidate_users=[u for u in users if u],
-                assignee=assignee or None, status="open", form_key=entry.get("form_key"),
-                created_at=now, due_at=due_at, warn_at=warn_at)
+                assignee=assignee or None, status="waiting" if entry.get("pulls") else "open",
+                form_key=entry.get("form_key"), created_at=now, due_at=due_at, warn_at=warn_at)
             session.add(h)
             session.flush()
+            sla_clock.task_opened(self, session, row, h, entry, manifest, now, t.data)
+            if entry.get("pulls"):
+                pulls.schedule(self, session, row, t, entry, "pull", now, human_task_id=h.id)
             for g in h.candidate_groups:
                 session.add(TaskCandidate(task_id=h.id, kind="group", name=g))
             for u in h.candidate_users:
@@ -236,6 +247,7 @@ class Runtime:
     def start(self, session: Session, definition, *, data: dict | None, business_key: str | None,
               actor: str) -> Instance:
         spec, subs, manifest = self.specs.get(session, definition.id)
+        pulls.park_services(spec, subs)
         wf = BpmnWorkflow(spec, subs, script_engine=self._script_engine)
         now = self.clock.now()
         row = Instance(definition_id=definition.id, process_key=definition.key, business_key=business_key,
@@ -244,6 +256,7 @@ class Runtime:
         session.flush()
         initial = dict(data or {})
         initial.setdefault("initiator", actor)
+        approval_rules.initial_data(session, manifest, initial)  # countersign approvers from a group or list
         if business_key:
             initial.setdefault("business_key", business_key)
 
@@ -310,12 +323,14 @@ class Runtime:
         return h
 
     def complete(self, session: Session, task_id: int, actor: str, data: dict | None = None,
-                 decision: str | None = None, opinion: str | None = None) -> Instance:
+                 decision: str | None = None, opinion: str | None = None, *, force: bool = False) -> Instance:
+        """Complete a task; ``force`` is the engine acting itself (an SLA's deemed decision)."""
         h = self._human_task(session, task_id)
-        groups = groups_of(session, actor)
         self._check_open(h)
-        if not self.may_act(session, h, actor, groups):
+        if not force and not self.may_act(session, h, actor, groups_of(session, actor)):
             raise NotAllowed(f"{actor} may not act on task {h.id} '{h.name}'")
+        if not force:
+            approval_rules.before_complete(session, h, actor)  # delegated / added signer holds it
         row, wf, manifest = self._load(session, h.instance_id)
         if row.status != "running":
             raise NotAllowed(f"instance {row.id} is {row.status}")
@@ -338,9 +353,18 @@ class Runtime:
         if decision is not None:
             submitted.setdefault("decision", decision)
 
+        pulled = pulls.pulled_values(session, h.id) if entry.get("pulls") else {}
+
         def act():
+            task.data.update(pulled)  # the declared fields pulled for this step, then the form
             task.data.update(submitted)
+            for name in pulls.task_scoped(entry):
+                task.data.pop(name, None)  # pulled for this step only (minimum necessary)
+            approval_rules.before_run(task, entry, decision)
             task.run()
+            counted["tally"] = approval_rules.after_run(task, entry)  # 会签: the engine counts the votes
+
+        counted: dict = {}
 
         try:
             self._steps(wf, act)
@@ -351,11 +375,16 @@ class Runtime:
         h.completed_at = self.clock.now()
         h.completed_by = actor
         h.assignee = h.assignee or actor
+        sla_clock.task_closed(self, session, h, h.completed_at, "completed")
         h.decision = decision
         h.opinion = opinion
         session.execute(delete(TaskCandidate).where(TaskCandidate.task_id == h.id))
         audit.append(session, self.clock, actor, "complete", instance_id=row.id, task_ref=h.bpmn_id,
                      detail={"task_id": h.id, "data": submitted, "decision": decision, "opinion": opinion})
+        approval_rules.record(session, self.clock, h, actor, decision or "complete", decision=decision, text=opinion)
+        if counted.get("tally") and counted["tally"]["result"]:
+            audit.append(session, self.clock, actor, "countersign.decided", instance_id=row.id, task_ref=h.bpmn_id,
+                         detail=counted["tally"])
         self._save(session, row, wf, manifest, actor)
         return row
 

@@ -107,3 +107,27 @@ def test_single_head():
 
     script = ScriptDirectory.from_config(migrate.alembic_config("sqlite://"))
     assert len(script.get_heads()) == 1
+
+
+def test_processes_starting_together_migrate_one_after_the_other(postgres_url):
+    """gunicorn workers and `tongban worker`s all call upgrade() at start-up."""
+    import threading
+
+    errors = []
+
+    def run():
+        try:
+            migrate.upgrade(postgres_url)
+        except Exception as exc:  # noqa: BLE001 - collected and asserted below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    from alembic.script import ScriptDirectory
+
+    assert errors == []
+    head = ScriptDirectory.from_config(migrate.alembic_config(postgres_url)).get_current_head()
+    assert migrate.current(postgres_url) == head

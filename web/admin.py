@@ -1,15 +1,229 @@
-"""Admin pages: users, departments, groups, tokens."""
+"""Admin pages (系统管理): users, departments (五级 org tree), groups, API tokens, audit log.
+
+Every change goes through an ``Engine`` method, which writes the audit entry; every form
+posts the session's CSRF token (checked in ``web.auth``).
+"""
 
 from __future__ import annotations
 
-from flask import Blueprint, render_template
+import re
 
-from .auth import role_required
+from flask import Blueprint, flash, g, redirect, render_template, request, url_for
+from flask_babel import gettext as _
+
+from engine.directory import LEVELS, ROLES
+from engine.errors import EngineError
+
+from .auth import engine, role_required
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
+
+NAME_RE = re.compile(r"^[A-Za-z0-9_.@-]{2,64}$")
+CODE_RE = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+
+
+def _split(value: str) -> list[str]:
+    return [v.strip() for v in re.split(r"[,，\s]+", value or "") if v.strip()]
+
+
+def _fail(exc: Exception) -> None:
+    flash(_("操作失败：%(message)s", message=str(exc)), "error")
+
+
+def _tree(departments: list[dict]) -> list[dict]:
+    """Departments as nested nodes ({..., "children": [...]}), roots first."""
+    nodes = {d["code"]: dict(d, children=[]) for d in departments}
+    roots = []
+    for d in departments:
+        parent = nodes.get(d["parent"]) if d["parent"] else None
+        (parent["children"] if parent else roots).append(nodes[d["code"]])
+    return roots
+
+
+def _members(users: list[dict]) -> dict[str, list[str]]:
+    by_dept: dict[str, list[str]] = {}
+    for u in users:
+        if u["department"]:
+            by_dept.setdefault(u["department"], []).append(u["name"])
+    return by_dept
 
 
 @bp.route("/")
 @role_required("admin")
 def index():
-    return render_template("placeholder.html", title="系统管理")
+    return users()
+
+
+# ---- users ---------------------------------------------------------------------------------
+
+@bp.route("/users", methods=["GET", "POST"])
+@role_required("admin")
+def users():
+    form = {}
+    status = 200
+    if request.method == "POST":
+        form = request.form
+        name = form.get("name", "").strip()
+        password = form.get("password", "")
+        roles = [r for r in form.getlist("roles") if r in ROLES]
+        groups = _split(form.get("groups", "")) + [x for x in form.getlist("group") if x]
+        department = form.get("department") or None
+        errors = []
+        if not NAME_RE.match(name):
+            errors.append(_("用户名须为 2–64 个字母、数字或 _ . @ -。"))
+        elif any(u["name"] == name for u in engine().users()):
+            errors.append(_("用户 %(name)s 已存在。", name=name))
+        if len(password) < 8:
+            errors.append(_("初始密码至少 8 个字符。"))
+        if not roles:
+            errors.append(_("请至少选择一个角色。"))
+        if not errors:
+            try:
+                engine().add_user(name, sorted(set(groups)), form.get("display_name", "").strip() or name,
+                                  roles=roles, password=password, department=department, actor=g.user["name"])
+                flash(_("已添加用户 %(name)s。", name=name), "ok")
+                return redirect(url_for(".users"))
+            except EngineError as exc:
+                errors.append(str(exc))
+        for e in errors:
+            flash(e, "error")
+        status = 400
+    return render_template("admin_users.html", tab="users", users=engine().users(), roles=ROLES,
+                           groups=engine().groups(), departments=engine().departments(), form=form,
+                           checked_roles=form.getlist("roles") if form else ["clerk"]), status
+
+
+@bp.route("/users/<name>/active", methods=["POST"])
+@role_required("admin")
+def set_active(name: str):
+    active = request.form.get("active") == "1"
+    if not active and name == g.user["name"]:
+        flash(_("不能停用自己的账号。"), "error")
+        return redirect(url_for(".users"))
+    try:
+        engine().set_active(name, active, actor=g.user["name"])
+        flash(_("已启用 %(name)s。", name=name) if active else _("已停用 %(name)s。", name=name), "ok")
+    except EngineError as exc:
+        _fail(exc)
+    return redirect(url_for(".users"))
+
+
+@bp.route("/users/<name>/password", methods=["POST"])
+@role_required("admin")
+def reset_password(name: str):
+    password = request.form.get("password", "")
+    if len(password) < 8:
+        flash(_("初始密码至少 8 个字符。"), "error")
+        return redirect(url_for(".users"))
+    try:
+        engine().set_password(name, password, actor=g.user["name"])
+        flash(_("已重置 %(name)s 的密码。", name=name), "ok")
+    except EngineError as exc:
+        _fail(exc)
+    return redirect(url_for(".users"))
+
+
+# ---- departments and groups ----------------------------------------------------------------
+
+@bp.route("/departments", methods=["GET", "POST"])
+@role_required("admin")
+def departments():
+    status = 200
+    if request.method == "POST":
+        code = request.form.get("code", "").strip()
+        name = request.form.get("name", "").strip()
+        parent = request.form.get("parent") or None
+        try:
+            level = int(request.form.get("level", "0"))
+        except ValueError:
+            level = 0
+        existing = {d["code"] for d in engine().departments()}
+        if not CODE_RE.match(code) or not name:
+            flash(_("请填写部门编码（字母、数字、_ . -）和名称。"), "error")
+            status = 400
+        elif code in existing:
+            flash(_("部门编码 %(code)s 已存在。", code=code), "error")
+            status = 400
+        else:
+            try:
+                engine().add_department(code, name, level, parent, actor=g.user["name"])
+                flash(_("已添加部门 %(name)s。", name=name), "ok")
+                return redirect(url_for(".departments"))
+            except EngineError as exc:
+                _fail(exc)
+                status = 400
+    depts = engine().departments()
+    return render_template("admin_departments.html", tab="departments", tree=_tree(depts), departments=depts,
+                           levels=LEVELS, members=_members(engine().users())), status
+
+
+@bp.route("/groups", methods=["GET", "POST"])
+@role_required("admin")
+def groups():
+    status = 200
+    if request.method == "POST":
+        group = request.form.get("group", "").strip()
+        department = request.form.get("department") or None
+        if not NAME_RE.match(group):
+            flash(_("用户组名须为 2–64 个字母、数字或 _ . @ -。"), "error")
+            status = 400
+        else:
+            try:
+                engine().set_group_department(group, department, actor=g.user["name"])
+                flash(_("已保存用户组 %(name)s。", name=group), "ok")
+                return redirect(url_for(".groups"))
+            except EngineError as exc:
+                _fail(exc)
+                status = 400
+    depts = engine().departments()
+    return render_template("admin_groups.html", tab="groups", groups=engine().groups(), departments=depts,
+                           dept_names={d["code"]: d["name"] for d in depts}), status
+
+
+# ---- API tokens ----------------------------------------------------------------------------
+
+@bp.route("/tokens", methods=["GET", "POST"])
+@role_required("admin")
+def tokens():
+    issued = None
+    status = 200
+    if request.method == "POST":
+        user = request.form.get("user", "").strip()
+        name = request.form.get("name", "").strip()
+        if not user or not name:
+            flash(_("请选择用户并填写令牌用途。"), "error")
+            status = 400
+        else:
+            try:
+                issued = engine().issue_token(user, name[:100], actor=g.user["name"])
+            except EngineError as exc:
+                _fail(exc)
+                status = 400
+    # the secret is shown on this response only; it is never stored in clear text
+    return render_template("admin_tokens.html", tab="tokens", tokens=engine().tokens(), issued=issued,
+                           users=[u for u in engine().users() if u["active"]]), status
+
+
+@bp.route("/tokens/<int:token_id>/revoke", methods=["POST"])
+@role_required("admin")
+def revoke_token(token_id: int):
+    try:
+        engine().revoke_token(token_id, actor=g.user["name"])
+        flash(_("已吊销令牌 %(id)s。", id=token_id), "ok")
+    except EngineError as exc:
+        _fail(exc)
+    return redirect(url_for(".tokens"))
+
+
+# ---- audit ---------------------------------------------------------------------------------
+
+@bp.route("/audit", methods=["GET", "POST"])
+@role_required("admin")
+def audit():
+    verification = engine().verify_audit().as_dict() if request.method == "POST" else None
+    try:
+        limit = max(1, min(int(request.args.get("limit", 200)), 2000))
+    except ValueError:
+        limit = 200
+    return render_template("admin_audit.html", tab="audit", events=engine().trail(limit=limit),
+                           verification=verification, limit=limit)

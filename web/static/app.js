@@ -12,3 +12,18 @@ window.tongban = {
     return { ok: res.ok, status: res.status, data };
   },
 };
+
+// htmx does not swap 4xx/5xx answers: show the error page's message in a flash at the top instead
+document.addEventListener('htmx:responseError', (event) => {
+  const xhr = event.detail.xhr;
+  const doc = new DOMParser().parseFromString(xhr.responseText || '', 'text/html');
+  const text = (doc.querySelector('#error-message') || {}).textContent || `${xhr.status} ${xhr.statusText}`;
+  const flash = document.createElement('div');
+  flash.className = 'flash flash-error';
+  flash.id = 'htmx-error';
+  flash.setAttribute('role', 'alert');
+  flash.textContent = text;
+  const old = document.getElementById('htmx-error');
+  if (old) old.remove();
+  document.querySelector('main').prepend(flash);
+});

@@ -1,0 +1,229 @@
+"""What declared data pulls cost: a 3-step process with one pull per step against the demo data
+exchange, and the same process without pulls, in the same run.
+
+    .venv/bin/python bench/bench_connectors.py [--db sqlite|postgres|both] [--runs 5] [--instances 60] [--json]
+
+The exchange runs as a separate process (``tongban exchange`` on a free port of 127.0.0.1), as in
+production. Per run and database, interleaved:
+
+  plain   start -> 3 user tasks -> end; the client completes each open task
+  pulls   the same, each user task declares one pull (enterprise / credit / premises); the engine
+          pulls before the task is opened, in-process right after the action's commit
+  direct  the exchange's own response time: the same three queries over a kept-alive httpx client
+  client  the same through the exchange connector (schema check, breaker), no database
+
+Reported (medians over --runs): instances/s of plain and pulls and their ratio; the added cost
+per step, (pulls - plain) / 3 per instance; the exchange's response time per call (direct) and the
+engine's own overhead per pull, added - direct, against the goal of at most 2 ms; and the call time
+the engine itself measured (pull log ``duration_ms``, whole milliseconds), which on a busy machine
+includes waiting for the exchange process to be scheduled.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+sys.path.insert(0, str(ROOT))
+
+import httpx  # noqa: E402
+from sqlalchemy import create_engine, text  # noqa: E402
+
+from engine.api import Engine  # noqa: E402
+
+KEY = "bench-key"
+TB = 'xmlns:tb="urn:tongban:bpmn:1"'
+
+
+def process_xml(key: str, with_pulls: bool) -> bytes:
+    pulls = [("enterprise", "uscc", "uscc", "enterprise_name"), ("credit", "subject_code", "uscc", "blacklisted"),
+             ("premises", "uscc", "uscc", "premises_address")]
+    tasks = []
+    for i, (op, iname, expr, field) in enumerate(pulls):
+        ext = (f'<bpmn:extensionElements><tb:data connector="exchange" operation="{op}" purpose="benchmark" '
+               f'basis="benchmark"><tb:input name="{iname}" expr="{expr}"/><tb:output name="{field}"/></tb:data>'
+               "</bpmn:extensionElements>") if with_pulls else ""
+        tasks.append(f'<bpmn:userTask id="t{i}" tb:candidateGroups="window">{ext}</bpmn:userTask>')
+    ids = ["start", "t0", "t1", "t2", "end"]
+    flows = "".join(f'<bpmn:sequenceFlow id="f{i}" sourceRef="{a}" targetRef="{b}"/>'
+                    for i, (a, b) in enumerate(zip(ids, ids[1:], strict=False)))
+    return (f'<?xml version="1.0" encoding="UTF-8"?><bpmn:definitions xmlns:bpmn="http://www.omg.org/spec/BPMN/'
+            f'20100524/MODEL" {TB} id="d_{key}" targetNamespace="urn:bench"><bpmn:process id="{key}" '
+            f'isExecutable="true"><bpmn:extensionElements><tb:applicant fields="uscc"/></bpmn:extensionElements>'
+            f'<bpmn:startEvent id="start"/>{"".join(tasks)}<bpmn:endEvent id="end"/>{flows}</bpmn:process>'
+            "</bpmn:definitions>").encode()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_exchange() -> tuple[subprocess.Popen, str]:
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "cli.main", "exchange", "--port", str(port), "--api-key", KEY],
+                            cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    for _ in range(200):
+        try:
+            httpx.get(f"{url}/api/v1/health", timeout=0.5)
+            return proc, url
+        except httpx.TransportError:
+            time.sleep(0.05)
+    proc.kill()
+    raise SystemExit("the exchange did not start")
+
+
+def subjects(url: str, n: int) -> list[str]:
+    """Enterprise codes the exchange knows (from its seeded data, the same generator)."""
+    from connectors.exchange_data import generate
+
+    ds = generate(20240601, 3000)
+    return [c for c, e in ds.enterprises.items() if ds.leases_by_lessee.get(c)][:n]
+
+
+def drive(engine: Engine, key: str, codes: list[str]) -> float:
+    started = time.perf_counter()
+    for code in codes:
+        iid = engine.start(key, {"uscc": code}, actor="clerk")["instance_id"]
+        for _ in range(3):
+            [task] = engine.tasks(instance_id=iid)
+            engine.complete(task["id"], "clerk", {})
+    return time.perf_counter() - started
+
+
+def direct(url: str, codes: list[str]) -> float:
+    """Seconds per call, the three operations over a kept-alive client (the exchange's own time)."""
+    with httpx.Client(base_url=url, headers={"X-API-Key": KEY}) as c:
+        started = time.perf_counter()
+        for code in codes:
+            for op, body in (("enterprise", {"uscc": code}), ("credit", {"subject_code": code}),
+                             ("premises", {"uscc": code})):
+                r = c.post(f"/api/v1/query/{op}", json=body)
+                r.raise_for_status()
+                r.json()
+        return (time.perf_counter() - started) / (3 * len(codes))
+
+
+def via_client(url: str, codes: list[str]) -> float:
+    from connectors.exchange import ExchangeConnector
+
+    conn = ExchangeConnector()
+    conn.configure({"base_url": url, "retries": 0}, {"api_key": KEY})
+    started = time.perf_counter()
+    for code in codes:
+        conn.call("enterprise", {"uscc": code})
+        conn.call("credit", {"subject_code": code})
+        conn.call("premises", {"uscc": code})
+    conn.close()
+    return (time.perf_counter() - started) / (3 * len(codes))
+
+
+def make_engine(db: str, url: str, pg_url: str, tmp: str) -> tuple[Engine, callable]:
+    if db == "sqlite":
+        eng = Engine(f"sqlite:///{tmp}/bench-{uuid.uuid4().hex[:6]}.sqlite")
+
+        def cleanup():
+            eng.db.dispose()
+    else:
+        name = f"tb_bench_{uuid.uuid4().hex[:10]}"
+        admin = create_engine(pg_url.replace("postgresql://", "postgresql+psycopg://", 1), isolation_level="AUTOCOMMIT")
+        with admin.connect() as c:
+            c.execute(text(f'CREATE DATABASE "{name}"'))
+        eng = Engine(f"{pg_url.rsplit('/', 1)[0]}/{name}")
+
+        def cleanup():
+            eng.db.dispose()
+            with admin.connect() as c:
+                c.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+            admin.dispose()
+    eng.upgrade()
+    eng.add_user("clerk", ["window"])
+    eng.set_connector_config("exchange", {"base_url": url, "retries": 0}, {"api_key": KEY}, actor="bench")
+    eng.deploy({"plain.bpmn": process_xml("bench_plain", False), "pulls.bpmn": process_xml("bench_pulls", True)})
+    return eng, cleanup
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--db", default="sqlite", choices=["sqlite", "postgres", "both"])
+    ap.add_argument("--runs", type=int, default=5)
+    ap.add_argument("--instances", type=int, default=60)
+    ap.add_argument("--pg-url", default=os.environ.get("TONGBAN_BENCH_POSTGRES_URL",
+                                                       "postgresql://postgres@127.0.0.1:5432/test"))
+    ap.add_argument("--json", action="store_true")
+    args = ap.parse_args()
+    proc, url = start_exchange()
+    results = {"machine": f"{platform.machine()} {os.cpu_count()} cores, Python {platform.python_version()}",
+               "instances": args.instances, "runs": args.runs, "databases": {}}
+    try:
+        codes = subjects(url, args.instances)
+        dbs = ["sqlite", "postgres"] if args.db == "both" else [args.db]
+        with tempfile.TemporaryDirectory() as tmp:
+            for db in dbs:
+                eng, cleanup = make_engine(db, url, args.pg_url, tmp)
+                try:
+                    drive(eng, "bench_plain", codes[:5])  # warm up: caches, connections, embedded imports
+                    drive(eng, "bench_pulls", codes[:5])
+                    rows = []
+                    for run in range(args.runs):
+                        plain = drive(eng, "bench_plain", codes)
+                        since = eng.pull_log(limit=1)[0]["id"]
+                        pulls = drive(eng, "bench_pulls", codes)
+                        seen = [p["duration_ms"] for p in eng.pull_log(limit=10 * len(codes)) if p["id"] > since]
+                        d = direct(url, codes)
+                        c = via_client(url, codes)
+                        rows.append((plain, pulls, d, c, statistics.median(seen) / 1000))
+                        print(f"[{db}] run {run + 1}: plain {len(codes) / plain:.1f}/s, pulls {len(codes) / pulls:.1f}/s,"
+                              f" exchange {d * 1000:.2f} ms/call", file=sys.stderr)
+                    plain = statistics.median(r[0] for r in rows)
+                    pulls = statistics.median(r[1] for r in rows)
+                    added = statistics.median((r[1] - r[0]) / (3 * len(codes)) for r in rows)
+                    d = statistics.median(r[2] for r in rows)
+                    c = statistics.median(r[3] for r in rows)
+                    seen = statistics.median(r[4] for r in rows)
+                    results["databases"][db] = {
+                        "plain_instances_per_s": round(len(codes) / plain, 1),
+                        "pulls_instances_per_s": round(len(codes) / pulls, 1),
+                        "ratio": round(plain / pulls, 2),
+                        "added_ms_per_step": round(added * 1000, 2),
+                        "exchange_ms_per_call": round(d * 1000, 2),
+                        "client_ms_per_call": round(c * 1000, 2),
+                        "call_in_engine_ms": round(seen * 1000, 2),
+                        "engine_overhead_ms_per_pull": round((added - d) * 1000, 2),
+                        "overhead_vs_call_in_engine_ms": round((added - seen) * 1000, 2),
+                        "within_goal": added - d <= 0.002,
+                    }
+                finally:
+                    cleanup()
+    finally:
+        proc.terminate()
+        proc.wait(10)
+    if args.json:
+        print(json.dumps(results, indent=2))
+        return
+    print(f"{results['machine']}; {args.instances} instances x 3 steps, medians of {args.runs} runs")
+    print(f"{'db':<9}{'plain/s':>9}{'pulls/s':>9}{'ratio':>7}{'added ms/step':>15}{'exchange ms':>13}"
+          f"{'client ms':>11}{'in-engine call':>15}{'overhead ms':>13}{'vs in-engine':>14}  goal (<= exchange + 2 ms)")
+    for db, r in results["databases"].items():
+        print(f"{db:<9}{r['plain_instances_per_s']:>9}{r['pulls_instances_per_s']:>9}{r['ratio']:>7}"
+              f"{r['added_ms_per_step']:>15}{r['exchange_ms_per_call']:>13}{r['client_ms_per_call']:>11}"
+              f"{r['call_in_engine_ms']:>15}{r['engine_overhead_ms_per_pull']:>13}"
+              f"{r['overhead_vs_call_in_engine_ms']:>14}  {'met' if r['within_goal'] else 'NOT met'}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,124 @@
+"""``tongban sla``: legal clocks, pauses, extensions, and the monitor's lists from the command line."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+
+def _engine():
+    from cli.main import _engine as make
+
+    return make()
+
+
+def _out(as_json, value, human=None):
+    from cli.main import _out as out
+
+    out(as_json, value, human)
+
+
+json_opt = click.option("--json", "as_json", is_flag=True, help="machine-readable output")
+
+
+@click.group("sla")
+def sla():
+    """Time limits (法定/承诺时限), pauses, extensions, escalations and supervision cards."""
+
+
+@sla.command("status")
+@click.argument("instance_id", type=int)
+@json_opt
+def status(instance_id, as_json):
+    """The case's and its steps' clocks: deadlines, state (正常/预警/超期), pauses, extensions."""
+    _out(as_json, _engine().sla_status(instance_id))
+
+
+@sla.command("pause")
+@click.argument("instance_id", type=int)
+@click.option("--reason", required=True)
+@click.option("--as", "actor", required=True)
+@json_opt
+def pause(instance_id, reason, actor, as_json):
+    """Stop the case's clocks (expert review, hearing, inspection, 补正 ...)."""
+    _out(as_json, _engine().pause_clock(instance_id, reason, actor))
+
+
+@sla.command("resume")
+@click.argument("instance_id", type=int)
+@click.option("--as", "actor", required=True)
+@json_opt
+def resume(instance_id, actor, as_json):
+    _out(as_json, _engine().resume_clock(instance_id, actor))
+
+
+@sla.command("extend")
+@click.option("--task", "task_id", type=int, default=None)
+@click.option("--instance", "instance_id", type=int, default=None)
+@click.option("--days", type=int, required=True)
+@click.option("--reason", required=True)
+@click.option("--as", "actor", required=True)
+@json_opt
+def extend(task_id, instance_id, days, reason, actor, as_json):
+    """Request an extension (延期) of a step's or the case's limit."""
+    _out(as_json, _engine().request_extension(task_id, instance_id=instance_id, days=days, reason=reason,
+                                              actor=actor))
+
+
+@sla.command("approve")
+@click.argument("extension_id", type=int)
+@click.option("--note", default="")
+@click.option("--as", "actor", required=True)
+@json_opt
+def approve(extension_id, note, actor, as_json):
+    _out(as_json, _engine().approve_extension(extension_id, actor, note))
+
+
+@sla.command("refuse")
+@click.argument("extension_id", type=int)
+@click.option("--note", default="")
+@click.option("--as", "actor", required=True)
+@json_opt
+def refuse(extension_id, note, actor, as_json):
+    _out(as_json, _engine().refuse_extension(extension_id, actor, note))
+
+
+@sla.command("overview")
+@click.option("--department", default=None, help="department code: its subtree only")
+@json_opt
+def overview(department, as_json):
+    """Yellow/red counts by department and level, overdue cases and steps, handling times, trend."""
+    _out(as_json, _engine().sla_overview(department))
+
+
+@sla.command("log")
+@click.option("--limit", default=200, type=int)
+@json_opt
+def log(limit, as_json):
+    """The escalation log, newest first."""
+    _out(as_json, _engine().escalation_log(limit), lambda rows: "\n".join(
+        f"{e['at']}  inst {e['instance_id']:<6} {e['point']:<10} {e['action']:<12} {e['outcome']:<8} "
+        f"{e['target'] or ''}" for e in rows) or "no escalations")
+
+
+@sla.command("cards")
+@click.option("--color", type=click.Choice(["yellow", "red"]), default=None)
+@click.option("--department", default=None)
+@json_opt
+def cards(color, department, as_json):
+    """Supervision cards (黄牌/红牌) for 电子监察."""
+    _out(as_json, _engine().supervision_cards(color=color, department=department), lambda rows: "\n".join(
+        f"{c['issued_at']}  {c['color']:<6} inst {c['instance_id']:<6} {c['name']:<16} {c['holder'] or '-'}"
+        for c in rows) or "no cards")
+
+
+@sla.command("export")
+@click.argument("kind", type=click.Choice(["overdue", "cards", "log"]))
+@click.option("--format", "fmt", type=click.Choice(["xlsx", "csv"]), default="xlsx", show_default=True)
+@click.option("--department", default=None)
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True)
+def export(kind, fmt, department, output):
+    """Write a list as xlsx or CSV (UTF-8 with BOM)."""
+    output.write_bytes(_engine().sla_export(kind, fmt, department=department))
+    click.echo(f"wrote {output}")

@@ -1,0 +1,179 @@
+"""The demo data exchange: a small HTTP service that plays the government data-sharing platform.
+
+Plain WSGI on the standard library (no Flask): ``make_app(...)`` gives the WSGI application,
+``serve(...)`` runs it on a threading ``wsgiref`` server, ``start_in_thread(...)`` is for tests
+and the embedded product.
+
+API (JSON; every request needs ``X-API-Key: KEY`` or ``Authorization: Bearer KEY``, else 401):
+
+    GET  /api/v1/health                      no key needed
+    GET  /api/v1/operations                  operation names with input and output schemas
+    POST /api/v1/query/{operation}           body: the inputs; answer: {"request_id", "data": {...}}
+    GET  /api/v1/_control, POST /api/v1/_control   test controls (see ``Controls``)
+
+Every response carries the request id in the ``X-Request-Id`` header and the ``request_id`` field.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+import uuid
+from dataclasses import asdict, dataclass
+from socketserver import ThreadingMixIn
+from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
+
+from .exchange_data import OPERATIONS, Dataset, generate, query
+
+log = logging.getLogger("tongban.exchange")
+DEFAULT_KEY = "demo-exchange-key"
+
+
+@dataclass
+class Controls:
+    """How the exchange misbehaves, for tests. ``mode``: ok | error500 | error429 | malformed |
+    wrong_schema | timeout (sleeps ``delay`` then answers 504). ``times``: how many requests the
+    mode applies to before it returns to ok (0 = until changed). ``delay``: seconds added to
+    every answer."""
+
+    mode: str = "ok"
+    times: int = 0
+    delay: float = 0.0
+    requests: int = 0  # answered /query requests, for tests
+
+    def take(self) -> str:
+        mode = self.mode
+        if mode != "ok" and self.times:
+            self.times -= 1
+            if self.times == 0:
+                self.mode = "ok"
+        return mode
+
+
+MODES = {"ok", "error500", "error429", "malformed", "wrong_schema", "timeout"}
+
+
+class ExchangeApp:
+    def __init__(self, dataset: Dataset | None = None, *, seed: int = 20240601, size: int = 3000,
+                 api_key: str = DEFAULT_KEY, controls: Controls | None = None):
+        self.data = dataset or generate(seed, size)
+        self.api_key = api_key
+        self.controls = controls or Controls()
+        self._lock = threading.Lock()
+
+    # ---- WSGI ---------------------------------------------------------------------------
+    def __call__(self, environ, start_response):
+        rid = uuid.uuid4().hex
+        path = environ.get("PATH_INFO", "")
+        method = environ.get("REQUEST_METHOD", "GET")
+
+        def reply(status: str, body: dict | bytes, extra=()):
+            raw = body if isinstance(body, bytes) else json.dumps({"request_id": rid, **body},
+                                                                  ensure_ascii=False).encode()
+            start_response(status, [("Content-Type", "application/json; charset=utf-8"),
+                                    ("Content-Length", str(len(raw))), ("X-Request-Id", rid), *extra])
+            return [raw]
+
+        if path == "/api/v1/health":
+            return reply("200 OK", {"status": "ok", "seed": self.data.seed,
+                                    "records": {"enterprises": len(self.data.enterprises),
+                                                "persons": len(self.data.persons),
+                                                "licences": len(self.data.licences)}})
+        if not self._authorized(environ):
+            return reply("401 Unauthorized", {"error": "unauthorized", "message": "missing or wrong API key"})
+        if path == "/api/v1/operations":
+            return reply("200 OK", {"operations": {name: {"title": t, "input_schema": i, "output_schema": o}
+                                                   for name, (t, i, o) in OPERATIONS.items()}})
+        if path == "/api/v1/_control":
+            return self._control(environ, method, reply)
+        if path.startswith("/api/v1/query/") and method == "POST":
+            return self._query(environ, path.rsplit("/", 1)[1], reply)
+        return reply("404 Not Found", {"error": "not_found", "message": f"no route {method} {path}"})
+
+    def _authorized(self, environ) -> bool:
+        key = environ.get("HTTP_X_API_KEY") or ""
+        auth = environ.get("HTTP_AUTHORIZATION") or ""
+        if not key and auth.lower().startswith("bearer "):
+            key = auth[7:].strip()
+        return bool(self.api_key) and key == self.api_key
+
+    @staticmethod
+    def _body(environ) -> dict | None:
+        try:
+            size = int(environ.get("CONTENT_LENGTH") or 0)
+        except ValueError:
+            size = 0
+        raw = environ["wsgi.input"].read(min(size, 1 << 20)) if size else b""
+        try:
+            value = json.loads(raw or b"{}")
+        except ValueError:
+            return None
+        return value if isinstance(value, dict) else None
+
+    def _control(self, environ, method, reply):
+        if method == "POST":
+            body = self._body(environ) or {}
+            with self._lock:
+                if "mode" in body:
+                    if body["mode"] not in MODES:
+                        return reply("400 Bad Request", {"error": "bad_mode", "message": f"modes: {sorted(MODES)}"})
+                    self.controls.mode = body["mode"]
+                    self.controls.times = int(body.get("times") or 0)
+                if "delay" in body:
+                    self.controls.delay = float(body["delay"])
+                if body.get("reset_count"):
+                    self.controls.requests = 0
+        return reply("200 OK", {"controls": asdict(self.controls)})
+
+    def _query(self, environ, operation, reply):
+        with self._lock:
+            mode = self.controls.take()
+            delay = self.controls.delay
+            self.controls.requests += 1
+        if delay:
+            time.sleep(delay)
+        if operation not in OPERATIONS:
+            return reply("404 Not Found", {"error": "no_operation", "message": f"no operation '{operation}'"})
+        inputs = self._body(environ)
+        if inputs is None:
+            return reply("400 Bad Request", {"error": "bad_request", "message": "the body must be a JSON object"})
+        if mode == "timeout":
+            time.sleep(max(delay, 5.0))
+            return reply("504 Gateway Timeout", {"error": "timeout"})
+        if mode == "error500":
+            return reply("500 Internal Server Error", {"error": "internal", "message": "数据源暂不可用"})
+        if mode == "error429":
+            return reply("429 Too Many Requests", {"error": "rate_limited"}, [("Retry-After", "1")])
+        if mode == "malformed":
+            return reply("200 OK", b'{"request_id": "x", "data": {"found": tru')
+        missing = [k for k in OPERATIONS[operation][1].get("required", []) if not inputs.get(k)]
+        if missing:
+            return reply("400 Bad Request", {"error": "bad_request", "message": f"missing {', '.join(missing)}"})
+        data = query(self.data, operation, inputs)
+        if mode == "wrong_schema":
+            return reply("200 OK", {"result": [data], "code": "0000"})
+        return reply("200 OK", {"data": data})
+
+
+class _Quiet(WSGIRequestHandler):
+    def log_message(self, format, *args):  # noqa: A002 - the stdlib's signature
+        log.debug("%s - %s", self.address_string(), format % args)
+
+
+class ThreadingWSGIServer(ThreadingMixIn, WSGIServer):
+    daemon_threads = True
+    allow_reuse_address = True
+
+
+def make_http_server(app: ExchangeApp, host: str = "127.0.0.1", port: int = 8600) -> ThreadingWSGIServer:
+    return make_server(host, port, app, server_class=ThreadingWSGIServer, handler_class=_Quiet)
+
+
+def start_in_thread(app: ExchangeApp, host: str = "127.0.0.1", port: int = 0):
+    """Serve in a daemon thread; returns (server, base_url). ``server.shutdown()`` stops it."""
+    server = make_http_server(app, host, port)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    return server, f"http://{host}:{server.server_address[1]}"

@@ -1,0 +1,454 @@
+"""Declared data pulls and connector-backed service tasks, the pull log, masking decisions.
+
+A READY user task that declares ``<tb:data>`` is mirrored as a human task with status
+``waiting`` (the inbox lists only ``open``) and a ``pull`` job is written in the same step
+transaction, with the inputs evaluated there. A READY ``bpmn:serviceTask`` is parked (its spec
+is made manual, so ``do_engine_steps`` leaves it READY) and gets a ``service`` job.
+
+Running such a job (``run_claimed``) is three steps:
+1. a short read: the job, its task, the connector configuration;
+2. the connector calls, outside any database transaction;
+3. one short transaction: load the instance, write only the declared fields into that task's
+   data, log each pull (no values, no raw answer: a hash of the kept result), open the human task
+   or complete the service task and run engine steps, save guarded by the row version.
+A failure is logged, the job is retried with backoff, and after ``max_attempts`` becomes an
+incident that ``Engine.retry_incident`` re-queues. The instance never moves on a failure.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import time
+from uuid import UUID
+
+from SpiffWorkflow.bpmn.specs.mixins.service_task import ServiceTask
+from SpiffWorkflow.exceptions import TaskNotFoundException
+from SpiffWorkflow.util.task import TaskState
+from sqlalchemy import select, text, update
+
+from . import audit, jobs, masking
+from .errors import Conflict, ConnectorError, EngineError
+from .models import ConnectorConfig, HumanTask, Instance, Job, PullLog, TaskPulled
+from .serialization import to_jsonable
+
+log = logging.getLogger("tongban.pulls")
+KINDS = ("pull", "service")
+_parked: set[int] = set()
+
+
+# ---- step transaction side (called from runtime) ------------------------------------------
+def park_services(spec, subs) -> None:
+    """Service tasks wait for a job instead of running inline (SpiffWorkflow's call_service hides
+    every connector error as NameError): a manual spec stays READY in do_engine_steps."""
+    if id(spec) in _parked:
+        return
+    for s in [spec, *subs.values()]:
+        for ts in s.task_specs.values():
+            if isinstance(ts, ServiceTask):
+                ts.manual = True
+    _parked.add(id(spec))
+
+
+def split_services(runtime, session, row, ready: dict, manifest: dict, now, new: bool) -> dict:
+    """READY manual tasks minus the parked service tasks; each of those gets a service job once."""
+    services = manifest.get("services") or {}
+    if not services and not any(isinstance(t.task_spec, ServiceTask) for t in ready.values()):
+        return ready
+    human = {}
+    for tid, t in ready.items():
+        bpmn_id = getattr(t.task_spec, "bpmn_id", None) or t.task_spec.name
+        if bpmn_id not in services and not isinstance(t.task_spec, ServiceTask):
+            human[tid] = t
+            continue
+        if not new and session.scalar(select(Job.id).where(Job.dedupe_key == f"service:{tid}")) is not None:
+            continue
+        entry = services.get(bpmn_id) or _entry_from_spec(t.task_spec, bpmn_id)
+        job = schedule(runtime, session, row, t, entry, "service", now)
+        if bpmn_id not in services:  # a called process's service task: the entry travels with the job
+            job.payload = {**job.payload, "entry": entry}
+    return human
+
+
+def schedule(runtime, session, row, task, entry: dict, kind: str, now, human_task_id: int | None = None) -> Job:
+    """The job that pulls a task's declared data; inputs are evaluated now, over the task's data."""
+    inputs, errors = [], []
+    env = runtime._script_engine.environment
+    for pull in entry.get("pulls") or []:
+        values = {}
+        for name, expr in (pull.get("inputs") or {}).items():
+            try:
+                values[name] = to_jsonable(env.evaluate(expr, dict(task.data)))
+            except Exception as exc:  # noqa: BLE001 - reported on the job, becomes an incident
+                errors.append(f"input '{name}' = {expr}: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}")
+        inputs.append(values)
+    tid = str(task.id)
+    job = Job(kind=kind, due_at=now, instance_id=row.id, task_ref=tid, created_at=now,
+              payload={"inputs": inputs, "errors": errors, "human_task_id": human_task_id,
+                       "bpmn_id": entry.get("id")},
+              dedupe_key=f"{kind}:{tid}", max_attempts=5)
+    inline = session.info.get("tb_inline_worker")
+    if inline:
+        # leased to the action's own process, which runs it right after the commit; if that process
+        # dies first, the lease runs out and any worker takes the job
+        job.locked_by, job.locked_until = inline, now + jobs.LEASE
+    session.add(job)
+    session.info.setdefault("tb_new_jobs", []).append((job, entry, _actor_names(entry, task)))
+    return job
+
+
+def _entry_from_spec(spec, bpmn_id: str) -> dict:
+    """A service task the manifest does not know (it is in a called process): read its
+    ``spiffworkflow:serviceTaskOperator`` from the parsed spec."""
+    connector, _, operation = (getattr(spec, "operation_name", "") or "").replace("/", ".").partition(".")
+    params = getattr(spec, "operation_params", {}) or {}
+    rv = getattr(spec, "result_variable", None)
+    return {"id": bpmn_id, "type": "serviceTask", "pulls": [{
+        "connector": connector, "operation": operation, "purpose": "", "basis": "", "outputs": [],
+        "inputs": {k: (v or {}).get("value") or k for k, v in params.items()},
+        "result_variable": None if (rv or "").startswith("spiff__") else rv}]}
+
+
+def task_scoped(entry: dict) -> list[str]:
+    return [o["as"] for p in entry.get("pulls") or [] for o in p.get("outputs") or [] if o.get("scope") == "task"]
+
+
+def new_jobs(session) -> list[tuple[int, dict]]:
+    """(job id, what running it needs) of the jobs this transaction created, for the inline run."""
+    out = []
+    for job, entry, actor in session.info.pop("tb_new_jobs", []):
+        if job.id is not None:
+            out.append((job.id, {"kind": job.kind, "payload": dict(job.payload), "instance_id": job.instance_id,
+                                 "tid": job.task_ref, "entry": entry, "actor": actor,
+                                 "locked_by": job.locked_by}))
+    return out
+
+
+def _actor_names(entry: dict, task) -> str:
+    who = ",".join(entry.get("candidate_groups") or []) or ",".join(entry.get("candidate_users") or [])
+    return f"system for {who}"[:100] if who else "system"
+
+
+# ---- connectors and their configuration ----------------------------------------------------
+def configs(session, names) -> dict[str, ConnectorConfig]:
+    return {c.name: c for c in session.scalars(select(ConnectorConfig).where(ConnectorConfig.name.in_(list(names))))}
+
+
+CONFIG_TTL = 2.0  # seconds a process trusts its copy of connector configuration (other processes' edits)
+
+
+class ConnectorPool:
+    """Configured connector instances, rebuilt when their configuration revision changes."""
+
+    def __init__(self, registry):
+        self.registry = registry
+        self._items: dict[str, tuple[int, object]] = {}
+        self._configs: dict[str, tuple[float, object]] = {}
+
+    def configs(self, engine, names) -> dict:
+        """Configuration rows by name, re-read at most every CONFIG_TTL seconds."""
+        now = time.monotonic()
+        names = set(names)
+        if any(n not in self._configs or now - self._configs[n][0] > CONFIG_TTL for n in names):
+            with engine.readers() as s:
+                found = configs(s, names)
+            for n in names:
+                self._configs[n] = (now, found.get(n))
+        return {n: self._configs[n][1] for n in names if self._configs[n][1] is not None}
+
+    def forget(self, name: str | None = None) -> None:
+        if name is None:
+            self._configs.clear()
+        else:
+            self._configs.pop(name, None)
+
+    def get(self, name: str, cfg: ConnectorConfig | None):
+        revision = cfg.revision if cfg else 0
+        item = self._items.get(name)
+        if item is None or item[0] != revision:
+            if item is not None:
+                item[1].close()
+            conn = self.registry.new(name, cfg.config if cfg else {}, cfg.secrets if cfg else {})
+            self._items[name] = item = (revision, conn)
+        return item[1]
+
+    def close(self):
+        for _, conn in self._items.values():
+            conn.close()
+        self._items.clear()
+
+
+# ---- running a job -------------------------------------------------------------------------
+def claim_ids(engine, ids: list[int], worker: str) -> list[int]:
+    """Claim the named jobs if they are still due and unlocked (the in-process fast path)."""
+    if not ids:
+        return []
+    now = engine.clock.now()
+    claimed = []
+    with engine.sessions.begin() as s:
+        for job_id in ids:
+            res = s.execute(update(Job).where(
+                Job.id == job_id, Job.status == "pending", Job.due_at <= now,
+                (Job.locked_until.is_(None)) | (Job.locked_until < now)).values(
+                locked_by=worker, locked_until=now + jobs.LEASE))
+            if res.rowcount == 1:
+                claimed.append(job_id)
+    return claimed
+
+
+def _result_hash(values: dict) -> str:
+    body = json.dumps(to_jsonable(values), sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    return hashlib.sha256(body.encode()).hexdigest()
+
+
+def _kept(pull: dict, op_fields: dict, data: dict) -> dict:
+    """Only the declared outputs (minimum necessary); a service task without declared outputs
+    keeps every field of the operation's schema, never anything else in the answer."""
+    outputs = pull.get("outputs") or [{"name": k, "as": k} for k in op_fields]
+    return {o["as"]: to_jsonable(data.get(o["name"])) for o in outputs}
+
+
+def _actor(h: HumanTask | None) -> str:
+    if h is None:
+        return "system"
+    who = ",".join((h.candidate_groups or []) + (h.candidate_users or [])) or (h.assignee or "")
+    return f"system for {who}"[:100] if who else "system"
+
+
+def run_claimed(engine, job_id: int, worker: str, ctx: dict | None = None) -> str:
+    """Run one claimed pull or service job; returns done | retry | incident | skipped.
+
+    ``ctx`` (from ``new_jobs``) lets the process that created the job skip the first read."""
+    # 1. a short read (skipped on the inline path: the creating transaction knew it all)
+    if ctx is None:
+        with engine.readers() as s:
+            job = s.get(Job, job_id)
+            if job is None or job.status != "pending" or job.locked_by != worker:
+                return "skipped"
+            kind, payload, instance_id, tid = job.kind, dict(job.payload or {}), job.instance_id, job.task_ref
+            row = s.get(Instance, instance_id)
+            h = s.get(HumanTask, payload["human_task_id"]) if payload.get("human_task_id") else None
+            stale = row is None or row.status != "running" or (kind == "pull" and (h is None or h.status != "waiting"))
+            entry = {}
+            if not stale:
+                manifest = engine.specs.get(s, row.definition_id)[2]
+                bpmn_id = payload.get("bpmn_id") or (h.bpmn_id if h else None)
+                entry = payload.get("entry") or (
+                    manifest.get("tasks", {}) if kind == "pull" else manifest.get("services", {})).get(bpmn_id, {})
+            actor = _actor(h)
+        if stale:
+            _finish_stale(engine, job_id, worker)
+            return "skipped"
+    else:
+        kind, payload, tid, entry, actor = ctx["kind"], ctx["payload"], ctx["tid"], ctx["entry"], ctx["actor"]
+        instance_id = ctx["instance_id"]
+    cfgs = engine.connector_pool.configs(engine, {p["connector"] for p in entry.get("pulls") or []})
+    # 2. the calls, outside any transaction
+    results, failure = [], None
+    for i, pull in enumerate(entry.get("pulls") or []):
+        started = time.perf_counter()
+        try:
+            if payload.get("errors"):
+                raise ConnectorError("cannot evaluate the inputs: " + "; ".join(payload["errors"]), retryable=False)
+            conn = engine.connector_pool.get(pull["connector"], cfgs.get(pull["connector"]))
+            op = conn.operation(pull["operation"])
+            res = conn.call(pull["operation"], (payload.get("inputs") or [{}] * (i + 1))[i])
+            kept = _kept(pull, op.fields, res.data)
+            results.append((pull, res, kept, int((time.perf_counter() - started) * 1000)))
+        except Exception as exc:  # noqa: BLE001 - every failure is logged and retried or raised as incident
+            err = exc if isinstance(exc, EngineError) else ConnectorError(f"{type(exc).__name__}: {exc}")
+            failure = (pull, err, int((time.perf_counter() - started) * 1000))
+            break
+    if failure is not None:
+        return _fail(engine, job_id, worker, kind, entry, results, failure, actor)
+    # 3. one short transaction to apply
+    for attempt in range(3):
+        try:
+            return _apply(engine, job_id, worker, kind, tid, entry, results, actor,
+                          payload.get("human_task_id"), instance_id)
+        except Conflict as exc:
+            if attempt == 2:
+                return _fail(engine, job_id, worker, kind, entry, [], (None, exc, 0), actor)
+        except EngineError as exc:
+            # e.g. a script after a service task failed: the instance stays where it was
+            exc.retryable = False
+            return _fail(engine, job_id, worker, kind, entry, [], (None, exc, 0), actor)
+    return "retry"
+
+
+def _log(s, engine, kind, actor, job, h_id, entry, pull, outcome, *, source="", request_id=None, duration=0,
+         fields=None, error=None, result_hash=None):
+    s.add(PullLog(at=engine.clock.now(), kind=kind, actor=actor, instance_id=job.instance_id,
+                  human_task_id=h_id, task_ref=entry.get("id"), spiff_task_id=job.task_ref,
+                  job_id=job.id, connector=pull["connector"], operation=pull["operation"],
+                  fields=fields if fields is not None else [o["as"] for o in pull.get("outputs") or []],
+                  purpose=pull.get("purpose") or "", basis=pull.get("basis") or "", source=source[:200],
+                  request_id=(request_id or None) and str(request_id)[:100], duration_ms=duration,
+                  outcome=outcome, error=error, result_hash=result_hash))
+
+
+def _apply(engine, job_id, worker, kind, tid, entry, results, actor, human_task_id=None, instance_id=None) -> str:
+    now = engine.clock.now()
+    merged = {}
+    for _pull, _res, kept, _duration in results:
+        merged.update(kept)
+    detail = {"job_id": job_id, "pulls": [{"connector": p["connector"], "operation": p["operation"],
+                                           "fields": list(k), "request_id": r.request_id} for p, r, k, _ in results]}
+    if kind == "pull" and human_task_id is not None and instance_id is not None:
+        return _apply_pull(engine, job_id, worker, tid, entry, results, actor, human_task_id, instance_id, merged,
+                           detail, now)
+    with engine.sessions.begin() as s:
+        if engine.run_pulls_inline:
+            s.info["tb_inline_worker"] = engine.inline_worker
+        job = s.get(Job, job_id, with_for_update=s.get_bind().dialect.name == "postgresql")
+        if job is None or job.status != "pending" or job.locked_by != worker:
+            return "skipped"
+        h = s.get(HumanTask, job.payload.get("human_task_id")) if job.payload.get("human_task_id") else None
+        if kind == "pull":
+            if h is None or h.status != "waiting":
+                job.status, job.locked_by, job.locked_until = "done", None, None
+                job.last_error = "the task is no longer waiting"
+                return "skipped"
+            s.add(TaskPulled(human_task_id=h.id, instance_id=h.instance_id, data=to_jsonable(merged), at=now))
+            h.status = "open"
+            audit.append(s, engine.clock, actor, "pull", instance_id=h.instance_id, task_ref=entry.get("id"),
+                         detail={**detail, "task_id": h.id})
+        else:
+            row, wf, manifest = engine.runtime._load(s, job.instance_id)
+            task = _find(wf, tid)
+            if task is None or task.state != TaskState.READY or row.status != "running":
+                job.status, job.locked_by, job.locked_until = "done", None, None
+                job.last_error = "the task is no longer waiting"
+                return "skipped"
+            rv = next((p.get("result_variable") for p, *_ in results if p.get("result_variable")), None)
+            if rv:
+                task.data[rv] = merged
+            else:
+                task.data.update(merged)
+
+            def finish():
+                task.complete()
+
+            try:
+                engine.runtime._steps(wf, finish)
+            except EngineError as exc:
+                exc.instance_id = row.id
+                raise
+            audit.append(s, engine.clock, actor, "service", instance_id=row.id, task_ref=entry.get("id"),
+                         detail=detail)
+            engine.runtime._save(s, row, wf, manifest, actor)
+        for pull, res, kept, duration in results:
+            _log(s, engine, kind, actor, job, h.id if h else None, entry, pull, "ok", source=res.source,
+                 request_id=res.request_id, duration=duration, fields=list(kept), result_hash=_result_hash(kept))
+        job.status, job.fired_at, job.locked_by, job.locked_until = "done", now, None, None
+        job.attempts += 1
+        job.payload = {k: v for k, v in job.payload.items() if k in ("human_task_id", "bpmn_id", "entry")}
+        followups = new_jobs(s)
+    engine._run_new_jobs(followups)
+    return "done"
+
+
+def _apply_pull(engine, job_id, worker, tid, entry, results, actor, human_task_id, instance_id, merged, detail, now):
+    """Applying a pull: a few statements, guarded by conditional updates (the job must still be ours
+    and pending, the task still waiting); the instance row and its version are not touched. The
+    fields go beside the human task and are merged into the workflow task's data at completion."""
+    with engine.sessions.begin() as s:
+        if s.get_bind().dialect.name == "postgresql":
+            # no fsync wait: if this commit were lost in a crash, the job's done mark is lost with it
+            # and the pull is simply made again; any later durable commit flushes it anyway
+            s.execute(text("SET LOCAL synchronous_commit TO OFF"))
+        done = s.execute(update(Job).where(Job.id == job_id, Job.status == "pending", Job.locked_by == worker)
+                         .values(status="done", fired_at=now, locked_by=None, locked_until=None,
+                                 attempts=Job.attempts + 1, payload={"human_task_id": human_task_id,
+                                                                     "bpmn_id": entry.get("id")}))
+        if done.rowcount != 1:
+            return "skipped"  # another worker had it, or it is no longer pending: nothing was written
+        opened = s.execute(update(HumanTask).where(HumanTask.id == human_task_id, HumanTask.status == "waiting")
+                           .values(status="open"))
+        if opened.rowcount != 1:
+            # the task was cancelled meanwhile (a boundary event, the instance ended): nothing to apply
+            s.execute(update(Job).where(Job.id == job_id).values(last_error="the task is no longer waiting"))
+            return "skipped"
+        s.add(TaskPulled(human_task_id=human_task_id, instance_id=instance_id, data=to_jsonable(merged), at=now))
+        for pull, res, kept, duration in results:
+            s.add(PullLog(at=now, kind="pull", actor=actor, instance_id=instance_id, human_task_id=human_task_id,
+                          task_ref=entry.get("id"), spiff_task_id=tid, job_id=job_id, connector=pull["connector"],
+                          operation=pull["operation"], fields=list(kept), purpose=pull.get("purpose") or "",
+                          basis=pull.get("basis") or "", source=(res.source or "")[:200],
+                          request_id=(res.request_id or None) and str(res.request_id)[:100], duration_ms=duration,
+                          outcome="ok", result_hash=_result_hash(kept)))
+        audit.append(s, engine.clock, actor, "pull", instance_id=instance_id, task_ref=entry.get("id"),
+                     detail={**detail, "task_id": human_task_id})
+    return "done"
+
+
+def pulled_values(session, human_task_id: int) -> dict:
+    row = session.get(TaskPulled, human_task_id)
+    return dict(row.data or {}) if row is not None else {}
+
+
+def _fail(engine, job_id, worker, kind, entry, results, failure, actor) -> str:
+    pull, err, duration = failure
+    with engine.sessions.begin() as s:
+        job = s.get(Job, job_id)
+        if job is None or job.status != "pending" or job.locked_by != worker:
+            return "skipped"
+        h_id = (job.payload or {}).get("human_task_id")
+        for p, res, kept, d in results:  # earlier pulls of this job did answer; they run again next time
+            _log(s, engine, kind, actor, job, h_id, entry, p, "ok", source=res.source, request_id=res.request_id,
+                 duration=d, fields=list(kept), result_hash=_result_hash(kept))
+        if pull is not None:
+            _log(s, engine, kind, actor, job, h_id, entry, pull, "error", duration=duration, error=str(err)[:2000])
+        job.attempts += 1
+        job.last_error = str(err)[:2000]
+        job.locked_by = job.locked_until = None
+        retryable = getattr(err, "retryable", True)
+        if retryable and job.attempts < job.max_attempts:
+            job.due_at = engine.clock.now() + jobs.backoff(job.attempts)
+            log.warning("%s job %s failed (attempt %s), retrying: %s", kind, job_id, job.attempts, err)
+            return "retry"
+        job.status = "incident"
+        err.element_id = entry.get("id")
+        engine.runtime.record_incident(s, job.instance_id, err, kind=f"job:{kind}", job_id=job.id)
+        log.error("%s job %s became an incident: %s", kind, job_id, err)
+        return "incident"
+
+
+def _finish_stale(engine, job_id, worker):
+    with engine.sessions.begin() as s:
+        job = s.get(Job, job_id)
+        if job is not None and job.status == "pending" and job.locked_by == worker:
+            job.status, job.locked_by, job.locked_until = "done", None, None
+            job.last_error = "the task is no longer waiting"
+
+
+def _find(wf, tid):
+    try:
+        return wf.get_task_from_id(UUID(tid))
+    except (TaskNotFoundException, ValueError):
+        return None
+
+
+# ---- masking and the task page -------------------------------------------------------------
+def sensitive_kind(output: dict, op_fields: dict) -> str | None:
+    declared = output.get("sensitive")
+    if declared in ("false", "no"):
+        return None
+    if declared and declared not in ("true", "yes"):
+        return declared
+    from_schema = (op_fields.get(output["name"]) or {}).get("sensitive")
+    if declared or from_schema:
+        return from_schema or masking.kind_of_field(output["as"]) or "other"
+    return masking.kind_of_field(output["as"])
+
+
+def may_see_full(output: dict, groups: set[str], roles: set[str]) -> bool:
+    allowed = set(output.get("see_full") or [])
+    return bool(allowed & (groups | roles | {f"role:{r}" for r in roles} | {f"group:{g}" for g in groups}))
+
+
+def mask(value, kind: str):
+    if isinstance(value, dict | list):
+        return masking.mask_data(value, frozenset())
+    return masking.mask_value(value, "other" if kind == "health" else kind)

@@ -1,0 +1,95 @@
+"""Fixtures for tests against the real demo data exchange on 127.0.0.1 (a free port, a thread).
+
+``exchange``: the running exchange, with ``control(mode=..., times=..., delay=...)``, ``stop()``
+(the exchange is down) and ``start()`` (back on the same port).
+``xengine``: an engine (from ``engine``) whose ``exchange`` connector talks to it, with short
+timeouts and no in-call retries so that failures show up quickly.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import httpx
+import pytest
+
+from connectors.exchange_data import generate
+from connectors.exchange_server import ExchangeApp, make_http_server
+from connectors.http import reset_breakers
+
+API_KEY = "test-key-do-not-leak-7f3a"  # never appears in any output
+SEED = 20240601
+
+
+@functools.cache
+def dataset():
+    return generate(SEED, 3000)
+
+
+class RunningExchange:
+    def __init__(self):
+        import threading
+
+        self._threading = threading
+        self.app = ExchangeApp(dataset(), api_key=API_KEY)
+        self.server = None
+        self.port = 0
+        self.start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self):
+        self.server = make_http_server(self.app, "127.0.0.1", self.port)
+        self.port = self.server.server_address[1]
+        self._threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+
+    def stop(self):
+        if self.server is not None:
+            self.server.shutdown()
+            self.server.server_close()
+            self.server = None
+
+    def control(self, **body) -> dict:
+        r = httpx.post(f"{self.url}/api/v1/_control", json=body, headers={"X-API-Key": API_KEY})
+        r.raise_for_status()
+        return r.json()["controls"]
+
+    @property
+    def requests(self) -> int:
+        return self.app.controls.requests
+
+
+@pytest.fixture
+def exchange():
+    reset_breakers()
+    ex = RunningExchange()
+    yield ex
+    ex.stop()
+    reset_breakers()
+
+
+def configure_exchange(engine, exchange, **extra):
+    config = {"base_url": exchange.url, "timeout": 1.0, "retries": 0, "backoff": 0.0, "breaker_failures": 100,
+              **extra}
+    engine.set_connector_config("exchange", config, {"api_key": API_KEY}, actor="admin")
+
+
+@pytest.fixture
+def xengine(engine, exchange):
+    configure_exchange(engine, exchange)
+    yield engine
+    engine.connector_pool.close()
+
+
+def good_enterprise(index: int = 0) -> dict:
+    ds = dataset()
+    codes = [c for c, e in ds.enterprises.items()
+             if e["status"] == "存续" and c not in ds.blacklist and ds.leases_by_lessee.get(c)]
+    return ds.enterprises[codes[index]]
+
+
+def blacklisted_enterprise() -> dict:
+    ds = dataset()
+    return ds.enterprises[next(c for c in ds.blacklist if c in ds.enterprises)]

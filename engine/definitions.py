@@ -21,7 +21,7 @@ from SpiffWorkflow.spiff.parser.process import SpiffBpmnParser
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from . import audit, sla
+from . import approval_rules, audit, sla
 from .bpmn_xml import BPMN_NS, SPIFF_NS, TB_NS, kind_of, line_of, parse_xml, xsd_problems
 from .errors import InvalidProcess, NotFound, Problem
 from .forms import fields_from_json_schema
@@ -331,6 +331,11 @@ def _manifest_problem(name: str, proc) -> Problem | None:
         unknown = [a for a in (el.get("action") or "notify").replace(" ", "").split(",") if a and a not in sla.ACTIONS]
         if unknown:
             return Problem(f"unknown escalation action(s) {', '.join(unknown)}: use {', '.join(sla.ACTIONS)}", **where)
+    manifest = process_manifest(proc)
+    for text in approval_rules.problems(manifest):
+        tid, _, message = text.partition(": ")
+        line = manifest["tasks"].get(tid, {}).get("line")
+        return Problem(message, file=name, line=line, element_id=tid)
     return None
 
 

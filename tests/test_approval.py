@@ -429,3 +429,22 @@ def test_complete_and_delegate_at_once_exactly_one_wins(chain):
             assert t["status"] == "completed" and chain.signs(review["id"]) == []
         else:
             assert t["status"] == "open" and t["assignee"] == "market_clerk"
+
+
+@pytest.mark.parametrize("change, words", [
+    ('mode="ratio" ratio="0.67"', None),
+    ('mode="majority" ratio="0.67"', "mode must be one of"),
+    ('mode="ratio" ratio="1.5"', "ratio must be in"),
+])
+def test_countersign_declarations_are_checked_at_deploy(engine, change, words):
+    from engine.errors import InvalidProcess
+
+    (name, data), = example_files("approval_countersign.bpmn").items()
+    text = data.decode().replace('mode="ratio" ratio="0.67"', change)
+    if words is None:
+        assert engine.deploy({name: text.encode()})
+        return
+    with pytest.raises(InvalidProcess) as info:
+        engine.deploy({name: text.encode()})
+    problem = info.value.problems[0]
+    assert words in problem.message and problem.element_id and problem.line

@@ -257,7 +257,9 @@ def users_list(as_json):
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=5000, type=int, show_default=True)
 @click.option("--no-worker", is_flag=True, help="serve pages only (run `tongban worker` separately)")
-def serve(demo, host, port, no_worker):
+@click.option("--exchange-port", default=8600, type=int, show_default=True,
+              help="with --demo: port of the demo data exchange (0 = any free port)")
+def serve(demo, host, port, no_worker, exchange_port):
     """Run the whole product in one process: web pages and REST API, and the worker.
 
     Production runs gunicorn ('web:create_app()') and separate `tongban worker` processes."""
@@ -274,6 +276,7 @@ def serve(demo, host, port, no_worker):
         click.echo(f"demo users (password for all: {DEMO_PASSWORD}):")
         for name, (display, roles, groups, _dept) in USERS.items():
             click.echo(f"  {name:<14} {display}  roles={','.join(roles)}  groups={','.join(groups) or '-'}")
+        _start_demo_exchange(eng, host, exchange_port)
     click.echo(f"database: {eng.db.url.render_as_string(hide_password=True)}")
     app = create_app(eng)
     if not no_worker:
@@ -295,6 +298,29 @@ main.add_command(tokens_group)
 from cli.connectors_cli import register as _register_connector_commands  # noqa: E402
 
 _register_connector_commands(main)  # exchange, check, incidents, retry, pulls, unmask, connectors
+
+def _start_demo_exchange(eng, host: str, port: int) -> None:
+    """Run the demo data exchange on its own port in this process and point the ``exchange``
+    connector at it (unless an administrator configured another address)."""
+    from connectors.exchange_server import DEFAULT_KEY, ExchangeApp, make_http_server
+
+    try:
+        server = make_http_server(ExchangeApp(), host, port)
+    except OSError as exc:
+        click.echo(f"demo data exchange not started ({exc}); the exchange connector keeps its configuration",
+                   err=True)
+        return
+    import threading
+
+    threading.Thread(target=server.serve_forever, daemon=True, name="demo-exchange").start()
+    url = f"http://{host}:{server.server_address[1]}"
+    current = next((c for c in eng.connector_configs() if c["name"] == "exchange"), {})
+    configured = (current.get("config") or {}).get("base_url")
+    if not configured or configured == "embedded" or configured.startswith(f"http://{host}:"):
+        eng.set_connector_config("exchange", {**(current.get("config") or {}), "base_url": url},
+                                 {"api_key": DEFAULT_KEY}, actor="system")
+    click.echo(f"demo data exchange: {url}  (API key {DEFAULT_KEY}, header X-API-Key)")
+
 
 if __name__ == "__main__":
     main()

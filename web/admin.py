@@ -6,9 +6,10 @@ posts the session's CSRF token (checked in ``web.auth``).
 
 from __future__ import annotations
 
+import json
 import re
 
-from flask import Blueprint, flash, g, redirect, render_template, request, url_for
+from flask import Blueprint, abort, flash, g, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 
 from engine.directory import LEVELS, ROLES
@@ -227,3 +228,144 @@ def audit():
         limit = 200
     return render_template("admin_audit.html", tab="audit", events=engine().trail(limit=limit),
                            verification=verification, limit=limit)
+
+
+# ---- connectors (数据连接), the pull log and incidents -------------------------------------
+
+SIMPLE_TYPES = ("string", "number", "integer", "boolean")
+PULL_KINDS = ("pull", "service", "unmask")
+
+
+def _simple_fields(schema: dict) -> list[tuple[str, dict]]:
+    """Configuration keys edited as single inputs (secrets and objects are handled apart)."""
+    return [(k, v) for k, v in schema.items() if not v.get("secret") and v.get("type") in SIMPLE_TYPES]
+
+
+def _connector_views() -> list[dict]:
+    configs = {c["name"]: c for c in engine().connector_configs()}
+    out = []
+    for desc in engine().connectors():
+        cfg = configs.get(desc["name"], {"config": {}, "secrets": {}, "revision": 0})
+        schema = desc.get("config_schema") or {}
+        simple = _simple_fields(schema)
+        simple_keys = {k for k, _v in simple}
+        extra = {k: v for k, v in (cfg.get("config") or {}).items() if k not in simple_keys}
+        out.append({**desc, "cfg": cfg, "simple": simple,
+                    "extra_json": json.dumps(extra, ensure_ascii=False, indent=2) if extra else ""})
+    return out
+
+
+def _parse_config(schema: dict, form) -> tuple[dict, dict, list[str]]:
+    """The posted configuration and secrets; empty inputs are left out (the default applies,
+    a stored secret stays)."""
+    errors: list[str] = []
+    config: dict = {}
+    extra_text = (form.get("extra_json") or "").strip()
+    if extra_text:
+        try:
+            extra = json.loads(extra_text)
+        except ValueError as exc:
+            extra = None
+            errors.append(_("其他配置不是有效的 JSON：%(msg)s", msg=str(exc)))
+        if extra is not None and not isinstance(extra, dict):
+            errors.append(_("其他配置必须是一个 JSON 对象。"))
+        elif extra:
+            config.update(extra)
+    for key, prop in _simple_fields(schema):
+        raw = (form.get(f"cfg_{key}") or "").strip()
+        if prop.get("type") == "boolean":
+            posted = form.getlist(f"cfg_{key}")  # a hidden "0" and the checkbox's "1"
+            if posted:
+                config[key] = "1" in posted
+            continue
+        if not raw:
+            config.pop(key, None)
+            continue
+        try:
+            config[key] = int(raw) if prop["type"] == "integer" else float(raw) if prop["type"] == "number" else raw
+        except ValueError:
+            errors.append(_("%(key)s 应为数字。", key=prop.get("title") or key))
+    secrets: dict = {}
+    for key, prop in schema.items():
+        if not prop.get("secret"):
+            continue
+        if form.get(f"clear_{key}"):
+            secrets[key] = ""  # removes the stored secret
+        elif form.get(f"secret_{key}"):
+            secrets[key] = form.get(f"secret_{key}")  # an empty input keeps the stored secret
+    return config, secrets, errors
+
+
+@bp.route("/connectors", methods=["GET"])
+@role_required("admin")
+def connectors():
+    show_resolved = request.args.get("resolved") == "1"
+    return render_template("admin_connectors.html", tab="connectors", connectors=_connector_views(),
+                           incidents=engine().incidents(open_only=not show_resolved), show_resolved=show_resolved)
+
+
+@bp.route("/connectors/<name>", methods=["POST"])
+@role_required("admin")
+def save_connector(name: str):
+    desc = next((c for c in engine().connectors() if c["name"] == name), None)
+    if desc is None:
+        abort(404)
+    config, secrets, errors = _parse_config(desc.get("config_schema") or {}, request.form)
+    if not errors:
+        try:
+            engine().set_connector_config(name, config, secrets, actor=g.user["name"])
+            flash(_("已保存数据连接 %(name)s 的配置。", name=name), "ok")
+            return redirect(url_for(".connectors") + f"#connector-{name}")
+        except EngineError as exc:
+            errors.append(str(exc))
+    for e in errors:
+        flash(e, "error")
+    # the secrets typed are not sent back: the page shows only 已设置 / 未设置
+    return render_template("admin_connectors.html", tab="connectors", connectors=_connector_views(),
+                           incidents=engine().incidents(), show_resolved=False,
+                           failed=name, failed_form={k: v for k, v in request.form.items()
+                                                     if not k.startswith("secret_") and k != "csrf_token"}), 400
+
+
+@bp.route("/connectors/log")
+@role_required("admin")
+def pull_log():
+    raw = (request.args.get("instance") or "").strip()
+    instance_id = int(raw) if raw.isdigit() else None
+    kind = request.args.get("kind") or ""
+    if kind not in PULL_KINDS:
+        kind = ""
+    try:
+        limit = max(1, min(int(request.args.get("limit", 200)), 2000))
+    except ValueError:
+        limit = 200
+    rows = engine().pull_log(instance_id, limit=limit, kind=kind or None)
+    return render_template("admin_pull_log.html", tab="connectors", rows=rows, instance=raw if instance_id else "",
+                           kind=kind, kinds=PULL_KINDS, limit=limit, bad_instance=bool(raw) and instance_id is None)
+
+
+def _safe_back(default: str) -> str:
+    target = request.form.get("next") or ""
+    if target.startswith("/") and not target.startswith("//"):
+        return target
+    return default
+
+
+@bp.route("/incidents/<int:incident_id>/retry", methods=["POST"])
+@role_required("admin")
+def retry_incident(incident_id: int):
+    try:
+        result = engine().retry_incident(incident_id, actor=g.user["name"])
+    except EngineError as exc:
+        _fail(exc)
+    else:
+        outcome = result.get("outcome")
+        if outcome == "done":
+            flash(_("异常 %(id)s 已重试成功。", id=incident_id), "ok")
+        elif outcome in ("retry", "queued"):
+            flash(_("异常 %(id)s 已重新排队，但这次仍未成功，系统将自动再试。", id=incident_id), "error")
+        elif outcome == "incident":
+            flash(_("异常 %(id)s 重试失败，已记为新的异常。", id=incident_id), "error")
+        else:
+            flash(_("异常 %(id)s 已重试（%(outcome)s）。", id=incident_id, outcome=outcome), "ok")
+    return redirect(_safe_back(url_for(".connectors")))

@@ -555,3 +555,264 @@ def audit_events():
 def audit_verify():
     require("monitor")
     return jsonify(engine().verify_audit().as_dict())
+
+
+# ---- Chinese approval operations (中国式审批; docs/approval.md) -------------------------------
+OPINION_MAX = 5000
+
+
+def _name(body: dict, key: str, errors: dict, *, required: bool = True) -> str | None:
+    value = body.get(key)
+    if value is None and not required:
+        return None
+    if not isinstance(value, str) or not _NAME.match(value):
+        errors[key] = "required: a user name (letters, digits, _ . @ -)" if required else "must be a user name"
+        return None
+    return value
+
+
+def _text(body: dict, key: str, errors: dict) -> str:
+    return _opt_str(body, key, errors, max_len=OPINION_MAX) or ""
+
+
+def _users(body: dict, errors: dict) -> list[str]:
+    users = _str_list(body, "users", errors)
+    if not errors.get("users") and not users:
+        errors["users"] = "required: one or more user names"
+    return users
+
+
+@bp.post("/tasks/<int:task_id>/transfer")
+def transfer_task(task_id: int):
+    body = json_body()
+    errors: dict[str, str] = {}
+    to = _name(body, "to", errors)
+    opinion = _text(body, "opinion", errors)
+    _check(errors)
+    return jsonify(engine().transfer(task_id, to, me(), opinion))
+
+
+@bp.post("/tasks/<int:task_id>/delegate")
+def delegate_task(task_id: int):
+    body = json_body()
+    errors: dict[str, str] = {}
+    to = _name(body, "to", errors)
+    opinion = _text(body, "opinion", errors)
+    _check(errors)
+    return jsonify(engine().delegate(task_id, to, me(), opinion))
+
+
+@bp.post("/tasks/<int:task_id>/add-sign")
+def add_sign(task_id: int):
+    body = json_body()
+    errors: dict[str, str] = {}
+    users_ = _users(body, errors)
+    position = body.get("position", "before")
+    if position not in ("before", "after"):
+        errors["position"] = "before or after"
+    opinion = _text(body, "opinion", errors)
+    decision = _opt_str(body, "decision", errors, max_len=100)
+    data = body.get("data") or {}
+    if not isinstance(data, dict):
+        errors["data"] = "must be a JSON object"
+    _check(errors)
+    return jsonify(engine().add_sign(task_id, users_, me(), position, opinion, decision=decision, data=data))
+
+
+@bp.post("/tasks/<int:task_id>/answer")
+def answer_task(task_id: int):
+    body = json_body(optional=True)
+    errors: dict[str, str] = {}
+    decision = body.get("decision")
+    if decision is not None and decision not in ("approve", "reject"):
+        errors["decision"] = "approve or reject"
+    opinion = _text(body, "opinion", errors)
+    _check(errors)
+    return jsonify(engine().answer(task_id, me(), opinion, decision))
+
+
+@bp.get("/tasks/<int:task_id>/signs")
+def task_signs(task_id: int):
+    _task(task_id)
+    return jsonify(engine().signs(task_id))
+
+
+@bp.post("/signs/<int:sign_id>/remove")
+def remove_sign(sign_id: int):
+    body = json_body(optional=True)
+    errors: dict[str, str] = {}
+    reason = _text(body, "reason", errors)
+    _check(errors)
+    return jsonify(engine().remove_sign(sign_id, me(), reason))
+
+
+@bp.get("/tasks/<int:task_id>/return-targets")
+def return_targets(task_id: int):
+    return jsonify(engine().return_targets(task_id, me()))
+
+
+@bp.post("/tasks/<int:task_id>/return")
+def return_task(task_id: int):
+    body = json_body()
+    errors: dict[str, str] = {}
+    target = body.get("target_task_id")
+    if not isinstance(target, int) or isinstance(target, bool) or not 1 <= target <= MAX_ID:
+        errors["target_task_id"] = "required: the id of a task from return-targets"
+    opinion = _text(body, "opinion", errors)
+    _check(errors)
+    return jsonify(engine().return_task(task_id, target, me(), opinion))
+
+
+@bp.post("/tasks/<int:task_id>/return-to-applicant")
+def return_to_applicant(task_id: int):
+    body = json_body()
+    errors: dict[str, str] = {}
+    opinion = _text(body, "opinion", errors)
+    fields = body.get("fields") or []
+    if not isinstance(fields, list) or not all(isinstance(f, str) and 0 < len(f) <= 100 for f in fields):
+        errors["fields"] = "must be a list of field ids"
+    _check(errors)
+    return jsonify(engine().return_to_applicant(task_id, me(), opinion, fields))
+
+
+@bp.post("/instances/<int:instance_id>/supplement")
+def supplement(instance_id: int):
+    body = json_body()
+    data = body.get("data")
+    if not isinstance(data, dict) or not data:
+        raise Invalid("invalid request: data", {"data": "required: an object of the supplemented fields"})
+    return jsonify(engine().supplement(instance_id, data, me()))
+
+
+@bp.post("/tasks/<int:task_id>/withdraw")
+def withdraw_task(task_id: int):
+    body = json_body(optional=True)
+    errors: dict[str, str] = {}
+    opinion = _text(body, "opinion", errors)
+    _check(errors)
+    return jsonify(engine().withdraw(task_id, me(), opinion))
+
+
+@bp.post("/tasks/<int:task_id>/urge")
+def urge_task(task_id: int):
+    body = json_body(optional=True)
+    errors: dict[str, str] = {}
+    note = _text(body, "note", errors)
+    _check(errors)
+    return jsonify(engine().urge(task_id, me(), note))
+
+
+@bp.post("/tasks/<int:task_id>/cc")
+def cc_task(task_id: int):
+    body = json_body()
+    errors: dict[str, str] = {}
+    users_ = _users(body, errors)
+    note = _text(body, "note", errors)
+    _check(errors)
+    return jsonify(engine().cc(task_id, users_, me(), note)), 201
+
+
+@bp.get("/to-read")
+def to_read():
+    errors: dict[str, str] = {}
+    limit = query_int("limit", 100, 1, MAX_LIMIT, errors)
+    unread = query_choice("unread_only", ("true", "false"), "false", errors)
+    _check(errors)
+    return jsonify(engine().to_read(me(), unread_only=unread == "true", limit=limit))
+
+
+@bp.get("/to-read/<int:cc_id>")
+def to_read_task(cc_id: int):
+    out = engine().cc_task(cc_id, me())
+    if not has_role("admin"):
+        out["data"] = mask_data(out.get("data") or {}, set(out.get("sensitive") or []))
+    return jsonify(out)
+
+
+@bp.post("/to-read/<int:cc_id>/read")
+def mark_read(cc_id: int):
+    json_body(optional=True)
+    return jsonify(engine().mark_read(cc_id, me()))
+
+
+@bp.get("/instances/<int:instance_id>/forecast")
+def forecast(instance_id: int):
+    _may_see_instance(instance_id)
+    return jsonify(engine().forecast(instance_id))
+
+
+@bp.get("/instances/<int:instance_id>/opinions")
+def opinions(instance_id: int):
+    _may_see_instance(instance_id)
+    return jsonify(engine().opinions(instance_id))
+
+
+@bp.get("/instances/<int:instance_id>/cc")
+def cc_receipts(instance_id: int):
+    _may_see_instance(instance_id)
+    return jsonify(engine().cc_receipts(instance_id))
+
+
+@bp.get("/instances/<int:instance_id>/votes")
+def countersign_votes(instance_id: int):
+    _may_see_instance(instance_id)
+    return jsonify(engine().countersign_votes(instance_id))
+
+
+@bp.get("/phrases")
+def phrases():
+    return jsonify(engine().phrases(me()))
+
+
+@bp.post("/phrases")
+def add_phrase():
+    body = json_body()
+    text = body.get("text")
+    if not isinstance(text, str) or not text.strip() or len(text.strip()) > 500:
+        raise Invalid("invalid request: text", {"text": "required: 1 to 500 characters"})
+    return jsonify(engine().add_phrase(me(), text)), 201
+
+
+@bp.delete("/phrases/<int:phrase_id>")
+def remove_phrase(phrase_id: int):
+    engine().remove_phrase(phrase_id, me())
+    return "", 204
+
+
+def _reason(required: bool) -> str:
+    body = json_body(optional=not required)
+    errors: dict[str, str] = {}
+    reason = _text(body, "reason", errors)
+    _check(errors)
+    return reason
+
+
+@bp.post("/instances/<int:instance_id>/move")
+def move_instance(instance_id: int):
+    body = json_body()
+    errors: dict[str, str] = {}
+    to = body.get("to")
+    if not isinstance(to, str) or not to.strip() or len(to) > 200:
+        errors["to"] = "required: the id of a user task of the process"
+    from_task = body.get("from_task_id")
+    if from_task is not None and (not isinstance(from_task, int) or isinstance(from_task, bool)
+                                  or not 1 <= from_task <= MAX_ID):
+        errors["from_task_id"] = "must be the id of an open task"
+    reason = _text(body, "reason", errors)
+    _check(errors)
+    return jsonify(engine().move(instance_id, to, me(), reason, from_task_id=from_task))
+
+
+@bp.post("/instances/<int:instance_id>/suspend")
+def suspend_instance(instance_id: int):
+    return jsonify(engine().suspend(instance_id, me(), _reason(True)))
+
+
+@bp.post("/instances/<int:instance_id>/resume")
+def resume_instance(instance_id: int):
+    return jsonify(engine().resume(instance_id, me(), _reason(False)))
+
+
+@bp.post("/instances/<int:instance_id>/terminate")
+def terminate_instance(instance_id: int):
+    return jsonify(engine().terminate(instance_id, me(), _reason(True)))

@@ -270,7 +270,8 @@ def index():
         return url_for("inbox.index", page=page, **params)
 
     return render_template("inbox.html", tasks=rows, args=args, processes=processes, departments=departments,
-                           has_next=has_next, page_url=page_url, error=error, me=_me())
+                           has_next=has_next, page_url=page_url, error=error, me=_me(),
+                           to_read_count=len(engine().to_read(_me(), unread_only=True)))
 
 
 def _row_response(task_id: int, message: str | None = None):
@@ -341,7 +342,8 @@ def _check(task: dict, values: dict, decision: str | None, opinion: str) -> dict
     return errors
 
 
-def _render_task(task: dict, *, values=None, errors=None, decision=None, opinion="", conflict=None, status=200):
+def _render_task(task: dict, *, values=None, errors=None, decision=None, opinion="", conflict=None, status=200,
+                 read_only=False, action_error=None):
     shown = engine().show(task["instance_id"])
     definition = engine().definition(task["definition_id"])
     declared = _declared_sensitive(definition) | set(task.get("sensitive") or [])
@@ -361,6 +363,9 @@ def _render_task(task: dict, *, values=None, errors=None, decision=None, opinion
         "may_edit": task["status"] == "open" and task.get("assignee") == _me(),
         "urgency": _urgency(task, _now()), "labels": _labels(definition),
     }
+    from .approval_views import approval_context  # the 中国式审批 operations (web/approval_views.py)
+
+    context.update(approval_context(task, read_only=read_only), action_error=action_error)
     return render_template("task.html", **context), status
 
 
@@ -438,7 +443,7 @@ def instances():
 
 @bp.route("/instances/<int:instance_id>")
 @login_required
-def instance(instance_id: int):
+def instance(instance_id: int, action_error: str | None = None):
     shown, tasks = _instance_for_me(instance_id)
     definition = engine().definition(shown["definition_id"])
     declared = _declared_sensitive(definition)
@@ -454,7 +459,8 @@ def instance(instance_id: int):
         process_name=definition.get("name") or definition["key"], open_tasks=open_tasks,
         done_tasks=[t for t in tasks if t["status"] == "completed"],
         history=_history(shown, declared, definition, names),
-        started_by_name=_who(shown.get("started_by"), names), masked=not _is_admin(), labels=_labels(definition))
+        started_by_name=_who(shown.get("started_by"), names), masked=not _is_admin(), labels=_labels(definition),
+        action_error=action_error, **instance_context(shown, tasks))
 
 
 @bp.route("/instances/<int:instance_id>/diagram.json")
@@ -566,3 +572,7 @@ def start():
     shown_pairs = pairs + [("", "")] * max(3 - len(pairs), 1)
     return render_template("start.html", definitions=definitions, values=values, errors=errors,
                            pairs=shown_pairs), 400
+
+
+from . import approval_views  # noqa: E402,F401 - registers the approval routes on this blueprint
+from .approval_views import instance_context  # noqa: E402

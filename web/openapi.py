@@ -112,7 +112,7 @@ SCHEMAS: dict[str, dict] = {
                     ["id", "instance_id", "status"]),
     "InstanceSummary": _obj({
         "id": I, "process_key": S, "business_key": NS,
-        "status": {"type": "string", "enum": ["running", "completed", "error", "terminated"]},
+        "status": {"type": "string", "enum": ["running", "completed", "error", "terminated", "suspended"]},
         "definition_id": I, "started_by": S, "started_at": NDT, "ended_at": NDT,
     }, ["id", "process_key", "status"]),
     "HistoryEntry": _obj({"at": NDT, "actor": S, "action": S, "task": NS,
@@ -134,7 +134,8 @@ SCHEMAS: dict[str, dict] = {
     "Task": _obj({
         "id": I, "instance_id": I, "bpmn_id": S, "name": S, "lane": NS, "candidate_groups": STRS,
         "candidate_users": STRS, "assignee": NS,
-        "status": {"type": "string", "enum": ["open", "completed", "cancelled"]},
+        "status": {"type": "string", "enum": ["open", "completed", "cancelled", "supplement", "suspended",
+                                              "waiting"]},
         "due_at": NDT, "process_key": S, "form_key": NS, "created_at": DT, "completed_by": NS,
     }, ["id", "instance_id", "bpmn_id", "name", "candidate_groups", "assignee", "status", "due_at"]),
     "FormField": _obj({
@@ -358,6 +359,204 @@ def _paths() -> dict:
     }
 
 
+# ---- Chinese approval operations (中国式审批; docs/approval.md, web/api.py) ----------------------
+USER_NAME = {"type": "string", "pattern": "^[A-Za-z0-9_.@-]{1,100}$"}
+TEXT = {"type": "string", "maxLength": 5000}
+SIGN_STATUS = {"type": "string", "enum": ["pending", "active", "done", "removed"]}
+SCHEMAS.update({
+    "TransferRequest": _obj({"to": USER_NAME, "opinion": TEXT}, ["to"]) | {
+        "example": {"to": "approver", "opinion": "请李审批办理"}},
+    "AddSignRequest": _obj({
+        "users": {"type": "array", "minItems": 1, "items": USER_NAME,
+                  "description": "the added signers, answering in this order"},
+        "position": {"type": "string", "enum": ["before", "after"], "default": "before",
+                     "description": "before: they answer first, then the task comes back; after: the caller "
+                                    "decides now and the step completes when the last approves"},
+        "opinion": TEXT,
+        "decision": {"type": "string", "nullable": True, "maxLength": 100,
+                     "description": "after: the caller's decision (one of the task's outcomes)"},
+        "data": {"type": "object", "additionalProperties": True, "description": "after: the caller's form values"},
+    }, ["users"]) | {"example": {"users": ["leader"], "position": "before", "opinion": "请领导把关"}},
+    "Sign": _obj({"id": I, "task_id": I, "user": S,
+                  "kind": {"type": "string", "enum": ["before", "after", "delegate"]}, "position": I,
+                  "status": SIGN_STATUS, "owner": S, "added_by": S, "added_at": NDT, "decision": NS,
+                  "opinion": NS, "decided_at": NDT},
+                 ["id", "task_id", "user", "kind", "status", "owner", "added_by"],
+                 description="an added signer (加签) or a delegation (委派)"),
+    "SignResult": _obj({"task_id": I, "owner": S, "assignee": NS, "signs": _list(_ref("Sign"))},
+                       ["task_id", "owner", "assignee", "signs"]),
+    "AnswerRequest": _obj({"decision": {"type": "string", "nullable": True, "enum": ["approve", "reject", None],
+                                        "description": "an added signer's decision (a delegate gives an opinion)"},
+                           "opinion": TEXT}) | {"example": {"decision": "approve", "opinion": "同意"}},
+    "Answered": _obj({"task_id": I, "assignee": NS, "owner": NS, "completed": B},
+                     ["task_id", "assignee", "owner", "completed"]),
+    "RemoveSignRequest": _obj({"reason": TEXT}),
+    "SignRemoved": _obj({"task_id": I, "assignee": NS, "owner": NS, "sign": _ref("Sign")},
+                        ["task_id", "assignee", "sign"]),
+    "ReturnTarget": _obj({"task_id": I, "bpmn_id": S, "name": S, "completed_by": NS, "completed_at": NDT},
+                         ["task_id", "bpmn_id", "name"], description="an earlier completed step on the path"),
+    "ReturnRequest": _obj({"target_task_id": ID, "opinion": {"type": "string", "minLength": 1, "maxLength": 5000}},
+                          ["target_task_id", "opinion"]) | {
+        "example": {"target_task_id": 1, "opinion": "材料不全，请重新受理"}},
+    "Returned": _obj({"instance_id": I, "task_id": NI, "to": S, "assignee": NS}, ["instance_id", "task_id", "to"]),
+    "ReturnToApplicantRequest": _obj({
+        "opinion": {"type": "string", "minLength": 1, "maxLength": 5000, "description": "what to supplement"},
+        "fields": _list({"type": "string", "minLength": 1, "maxLength": 100})}, ["opinion"]) | {
+        "example": {"opinion": "请补充营业执照复印件", "fields": ["licence_copy"]}},
+    "WaitingForSupplement": _obj({"instance_id": I, "task_id": I, "status": S, "fields": STRS},
+                                 ["instance_id", "task_id", "status"]),
+    "SupplementRequest": _obj({"data": {"type": "object", "minProperties": 1, "additionalProperties": True,
+                                        "description": "the supplemented fields"}}, ["data"]) | {
+        "example": {"data": {"licence_copy": "已补交"}}},
+    "Supplemented": _obj({"instance_id": I, "task_id": I, "status": S}, ["instance_id", "task_id", "status"]),
+    "OpinionRequest": _obj({"opinion": TEXT}),
+    "Withdrawn": _obj({"instance_id": I, "task_id": NI, "cancelled": _list(I)},
+                      ["instance_id", "task_id", "cancelled"]),
+    "UrgeRequest": _obj({"note": TEXT}) | {"example": {"note": "申请人来电询问，请尽快办理"}},
+    "Urged": _obj({"task_id": I, "notified": STRS, "at": NDT}, ["task_id", "notified"]),
+    "CcRequest": _obj({"users": {"type": "array", "minItems": 1, "items": USER_NAME}, "note": TEXT}, ["users"]) | {
+        "example": {"users": ["leader"], "note": "请知悉"}},
+    "CarbonCopy": _obj({"id": I, "instance_id": I, "task_id": NI, "user": S, "sent_by": S, "note": NS,
+                        "sent_at": NDT, "read_at": NDT, "read": B, "task_name": NS, "process_key": NS},
+                       ["id", "instance_id", "user", "sent_by", "read"], description="抄送: a read-only copy"),
+    "ReadOnlyTask": {"allOf": [_ref("TaskDetail"), _obj({"read_only": B}, ["read_only"])]},
+    "Opinion": _obj({"id": I, "instance_id": I, "task_id": NI, "bpmn_id": NS, "actor": S,
+                     "kind": {"type": "string", "description": "approve, reject, complete, transfer, delegate, "
+                                                           "add_sign, answer, sign, remove_sign, return, "
+                                                           "return_applicant, supplement, withdraw, urge, cc, "
+                                                           "move, suspend, resume, terminate, …"},
+                     "decision": NS, "text": NS, "target": NS, "at": NDT},
+                    ["id", "instance_id", "actor", "kind"], description="a typed opinion (审批意见) or action"),
+    "Phrase": _obj({"id": I, "text": S}, ["id", "text"], description="a common phrase (常用语)"),
+    "PhraseRequest": _obj({"text": {"type": "string", "minLength": 1, "maxLength": 500}}, ["text"]) | {
+        "example": {"text": "材料齐全，同意"}},
+    "ForecastStep": _obj({"bpmn_id": S, "name": NS, "groups": STRS, "users": STRS, "assignee": NS,
+                          "resolved_users": STRS,
+                          "certain": {"type": "boolean", "description": "false after an undecided gateway"},
+                          "countersign": NS}, ["bpmn_id", "groups", "users", "resolved_users", "certain"]),
+    "Forecast": _obj({
+        "instance_id": I, "status": S, "open": _list(_obj({"bpmn_id": S, "name": NS}, ["bpmn_id"])),
+        "ahead": _list(_ref("ForecastStep")),
+        "choices": _list(_obj({"gateway": S, "name": NS, "options": _list(ANY_OBJ)}, ["gateway", "options"])),
+    }, ["instance_id", "status", "open", "ahead", "choices"], description="流程预测: the steps still ahead"),
+    "Vote": _obj({"task_id": I, "bpmn_id": S, "approver": NS, "status": S, "decision": NS, "opinion": NS,
+                  "completed_at": NDT}, ["task_id", "bpmn_id", "status"]),
+    "ReasonRequest": _obj({"reason": TEXT}) | {"example": {"reason": "申请人撤回申请"}},
+    "RequiredReasonRequest": _obj({"reason": {"type": "string", "minLength": 1, "maxLength": 5000}}, ["reason"]) | {
+        "example": {"reason": "等待上级批复"}},
+    "MoveRequest": _obj({"to": {"type": "string", "minLength": 1, "maxLength": 200,
+                                "description": "the id of a user task of the process"},
+                         "from_task_id": {**ID, "nullable": True,
+                                          "description": "the open task to move from (when several are open)"},
+                         "reason": {"type": "string", "minLength": 1, "maxLength": 5000}}, ["to", "reason"]) | {
+        "example": {"to": "accept", "reason": "受理信息有误，调回受理"}},
+    "Moved": _obj({"instance_id": I, "task_id": NI, "to": S}, ["instance_id", "task_id", "to"]),
+    "InstanceState": _obj({"instance_id": I, "status": S}, ["instance_id", "status"]),
+})
+
+WRITE_ERRORS = [403, 404, 409, 422, 503]
+SIGN_ID = _path_id("sign_id", "added signer or delegation")
+CC_ID = _path_id("cc_id", "copy (抄送)")
+
+
+def _approval_paths() -> dict:
+    def write(summary, response, body, op_id, *, params=(TASK_ID,), required=True, tag="approval"):
+        return {"post": _op(summary, tag, {"200": _ok(response)}, errors=WRITE_ERRORS, params=list(params),
+                            body=_body(body, required=required), op_id=op_id)}
+
+    return {
+        "/tasks/{task_id}/transfer": write(
+            "转办: hand the task to another user, who then owns it (holder or admin)",
+            _ref("Task"), _ref("TransferRequest"), "transferTask"),
+        "/tasks/{task_id}/delegate": write(
+            "委派: the delegate answers with an opinion, then the task comes back to the caller, who decides",
+            _ref("SignResult"), _ref("TransferRequest"), "delegateTask"),
+        "/tasks/{task_id}/add-sign": write(
+            "加签: add signers before (they answer first) or after the caller (the caller decides now)",
+            _ref("SignResult"), _ref("AddSignRequest"), "addSigners"),
+        "/tasks/{task_id}/answer": write(
+            "The answer of the active delegate or added signer", _ref("Answered"), _ref("AnswerRequest"),
+            "answerTask", required=False),
+        "/tasks/{task_id}/signs": {"get": _op(
+            "The added signers and delegations of a task, in order", "approval",
+            {"200": _ok(_list(_ref("Sign")))}, errors=[403, 404], params=[TASK_ID], op_id="listSigns")},
+        "/signs/{sign_id}/remove": write(
+            "减签: remove an added signer (or take back a delegation) who has not answered (who added it, or admin)",
+            _ref("SignRemoved"), _ref("RemoveSignRequest"), "removeSigner", params=(SIGN_ID,), required=False),
+        "/tasks/{task_id}/return-targets": {"get": _op(
+            "The earlier completed steps on the task's path it can be returned to, nearest first (holder, admin)",
+            "approval", {"200": _ok(_list(_ref("ReturnTarget")))}, errors=[403, 404], params=[TASK_ID],
+            op_id="listReturnTargets")},
+        "/tasks/{task_id}/return": write(
+            "退回: send the case back to an earlier step (from return-targets); an opinion is required",
+            _ref("Returned"), _ref("ReturnRequest"), "returnTask"),
+        "/tasks/{task_id}/return-to-applicant": write(
+            "退回补正: the task waits for the applicant's supplement and the clocks stop; an opinion is required",
+            _ref("WaitingForSupplement"), _ref("ReturnToApplicantRequest"), "returnToApplicant"),
+        "/instances/{instance_id}/supplement": write(
+            "补正: the applicant's supplement (the applicant who started the instance, or admin); the waiting "
+            "task opens again", _ref("Supplemented"), _ref("SupplementRequest"), "supplementInstance",
+            params=(INSTANCE_ID,)),
+        "/tasks/{task_id}/withdraw": write(
+            "撤回: whoever completed this task takes it back while the next step has not acted",
+            _ref("Withdrawn"), _ref("OpinionRequest"), "withdrawTask", required=False),
+        "/tasks/{task_id}/urge": write(
+            "催办: remind whoever holds the task (at most once an hour; the applicant, anyone who did a step of "
+            "the case, leaders, admins)", _ref("Urged"), _ref("UrgeRequest"), "urgeTask", required=False),
+        "/tasks/{task_id}/cc": {"post": _op(
+            "抄送: read-only copies of the task in the users' to-read lists", "approval",
+            {"201": _ok(_list(_ref("CarbonCopy")), "Copied")}, errors=WRITE_ERRORS, params=[TASK_ID],
+            body=_body(_ref("CcRequest")), op_id="ccTask")},
+        "/to-read": {"get": _op(
+            "The caller's to-read list (待阅: copies sent to them), newest first", "approval",
+            {"200": _ok(_list(_ref("CarbonCopy")))}, errors=[400],
+            params=[_q("unread_only", {"type": "boolean", "default": False}, "only copies not read yet"),
+                    _q("limit", {"type": "integer", "minimum": 1, "maximum": 500, "default": 100}, "how many")],
+            op_id="listToRead")},
+        "/to-read/{cc_id}": {"get": _op(
+            "The copied task, read-only (its addressee only)", "approval", {"200": _ok(_ref("ReadOnlyTask"))},
+            errors=[404], params=[CC_ID], op_id="getCopiedTask")},
+        "/to-read/{cc_id}/read": write(
+            "Mark a copy as read (its addressee only; the first read time stays)", _ref("CarbonCopy"), ANY_OBJ,
+            "markCopyRead", params=(CC_ID,), required=False),
+        "/instances/{instance_id}/forecast": {"get": _op(
+            "流程预测: the steps still ahead and who will hold them", "approval", {"200": _ok(_ref("Forecast"))},
+            errors=[403, 404], params=[INSTANCE_ID], op_id="getForecast")},
+        "/instances/{instance_id}/opinions": {"get": _op(
+            "The typed opinions and approval actions of the case, oldest first", "approval",
+            {"200": _ok(_list(_ref("Opinion")))}, errors=[403, 404], params=[INSTANCE_ID], op_id="listOpinions")},
+        "/instances/{instance_id}/cc": {"get": _op(
+            "Every copy sent in the case with its read receipt", "approval",
+            {"200": _ok(_list(_ref("CarbonCopy")))}, errors=[403, 404], params=[INSTANCE_ID],
+            op_id="listCopies")},
+        "/instances/{instance_id}/votes": {"get": _op(
+            "The 会签 votes of the case", "approval", {"200": _ok(_list(_ref("Vote")))}, errors=[403, 404],
+            params=[INSTANCE_ID], op_id="listVotes")},
+        "/phrases": {
+            "get": _op("The caller's common phrases (常用语)", "approval", {"200": _ok(_list(_ref("Phrase")))},
+                       op_id="listPhrases"),
+            "post": _op("Save a common phrase (saving the same text again returns the saved one)", "approval",
+                        {"201": _ok(_ref("Phrase"), "Saved")}, errors=[404], body=_body(_ref("PhraseRequest")),
+                        op_id="addPhrase"),
+        },
+        "/phrases/{phrase_id}": {"delete": _op(
+            "Delete one of the caller's phrases", "approval", {"204": _ok(None, "Deleted")}, errors=[404],
+            params=[_path_id("phrase_id", "phrase")], op_id="removePhrase")},
+        "/instances/{instance_id}/move": write(
+            "Move the instance's token to another user task (admin; a reason is required)", _ref("Moved"),
+            _ref("MoveRequest"), "moveInstance", params=(INSTANCE_ID,), tag="admin"),
+        "/instances/{instance_id}/suspend": write(
+            "Suspend a running instance (admin; a reason is required)", _ref("InstanceState"),
+            _ref("RequiredReasonRequest"), "suspendInstance", params=(INSTANCE_ID,), tag="admin"),
+        "/instances/{instance_id}/resume": write(
+            "Resume a suspended instance (admin)", _ref("InstanceState"), _ref("ReasonRequest"), "resumeInstance",
+            params=(INSTANCE_ID,), required=False, tag="admin"),
+        "/instances/{instance_id}/terminate": write(
+            "Terminate a running or suspended instance (admin; a reason is required)", _ref("InstanceState"),
+            _ref("RequiredReasonRequest"), "terminateInstance", params=(INSTANCE_ID,), tag="admin"),
+    }
+
+
 def document() -> dict:
     return deepcopy({
         "openapi": "3.0.3",
@@ -378,5 +577,5 @@ def document() -> dict:
             },
             "schemas": SCHEMAS,
         },
-        "paths": _paths(),
+        "paths": {**_paths(), **_approval_paths()},
     })

@@ -27,3 +27,15 @@ document.addEventListener('htmx:responseError', (event) => {
   if (old) old.remove();
   document.querySelector('main').prepend(flash);
 });
+
+// 常用语: a phrase button inserts its text into the opinion box of its form
+document.addEventListener('click', (event) => {
+  const button = event.target.closest('button[data-phrase]');
+  if (!button) return;
+  const form = button.closest('form');
+  const box = form && form.querySelector('textarea');
+  if (!box) return;
+  const text = button.dataset.phrase;
+  box.value = box.value && !box.value.endsWith(text) ? `${box.value}${box.value.endsWith('。') ? '' : '；'}${text}` : text;
+  box.focus();
+});

@@ -280,9 +280,42 @@ def set_candidates(session, h: HumanTask, groups: list[str], users: list[str]) -
         session.add(TaskCandidate(task_id=h.id, kind="user", name=u))
 
 
+def _may_open_unseen(manifest: dict) -> bool:
+    """Whether some task declares nobody at all (no candidate groups or users, no assignee, no lane)."""
+    flag = manifest.get("_may_open_unseen")
+    if flag is None:
+        flag = any(not (e.get("candidate_groups") or e.get("candidate_users") or e.get("assignee"))
+                   for e in manifest.get("tasks", {}).values())
+        manifest["_may_open_unseen"] = flag
+    return flag
+
+
+def hand_unseen_to_admins(runtime, session, row, now) -> None:
+    """The default when a process declares no rule: a task that names nobody at all goes to the
+    process administrators (the ``admin`` group, else users with the admin role), so that no
+    task is left that nobody can see. With no administrator the task stays as declared."""
+    from . import audit
+
+    fresh = session.scalars(select(HumanTask).where(
+        HumanTask.instance_id == row.id, HumanTask.status.in_(("open", "waiting")), HumanTask.created_at == now))
+    for h in fresh:
+        if h.candidate_groups or h.candidate_users or h.assignee:
+            continue
+        groups, users = admins(session)
+        if not groups and not users:
+            return
+        set_candidates(session, h, groups, users)
+        record(session, runtime.clock, h, SYSTEM, "handover", text="无审批人，转交流程管理员",
+               target=",".join(groups + users))
+        audit.append(session, runtime.clock, SYSTEM, "approval.no_approver", instance_id=row.id,
+                     task_ref=h.bpmn_id, detail={"task_id": h.id, "rule": "admin (default)", "to": groups + users})
+
+
 def after_sync(runtime, session, row, wf, manifest: dict, now) -> None:
     """Apply tb:noApprover and tb:initiatorIsApprover to the tasks this step opened."""
     if not _rules_declared(manifest):
+        if _may_open_unseen(manifest):
+            hand_unseen_to_admins(runtime, session, row, now)
         return
     from . import audit
     from .runtime import _find_task

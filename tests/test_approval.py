@@ -448,3 +448,29 @@ def test_countersign_declarations_are_checked_at_deploy(engine, change, words):
         engine.deploy({name: text.encode()})
     problem = info.value.problems[0]
     assert words in problem.message and problem.element_id and problem.line
+
+
+NOBODY_BPMN = b"""<?xml version="1.0" encoding="UTF-8"?>
+<bpmn:definitions xmlns:bpmn="http://www.omg.org/spec/BPMN/20100524/MODEL" id="d" targetNamespace="urn:test">
+  <bpmn:process id="nobody" isExecutable="true">
+    <bpmn:startEvent id="s"/>
+    <bpmn:sequenceFlow id="f1" sourceRef="s" targetRef="review"/>
+    <bpmn:userTask id="review" name="\xe5\xae\xa1\xe6\x9f\xa5"/>
+    <bpmn:sequenceFlow id="f2" sourceRef="review" targetRef="e"/>
+    <bpmn:endEvent id="e"/>
+  </bpmn:process>
+</bpmn:definitions>"""
+
+
+def test_a_task_naming_nobody_goes_to_the_administrators_by_default(engine):
+    engine.deploy({"nobody.bpmn": NOBODY_BPMN})
+    # no administrator yet: the task stays as declared (and only the process admin could fix it)
+    first = engine.start("nobody", {})["instance_id"]
+    assert engine.tasks(instance_id=first)[0]["candidate_users"] == []
+    engine.add_user("chief", roles=["admin"])
+    second = engine.start("nobody", {})["instance_id"]
+    task = engine.tasks(instance_id=second)[0]
+    assert task["candidate_users"] == ["chief"]
+    assert [t["id"] for t in engine.tasks(user="chief")] == [task["id"]]
+    assert any(e["action"] == "approval.no_approver" for e in engine.trail(second))
+    assert engine.complete(task["id"], "chief")["status"] == "completed"

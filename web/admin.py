@@ -1,4 +1,5 @@
-"""Admin pages (系统管理): users, departments (五级 org tree), groups, API tokens, audit log.
+"""Admin pages (系统管理): users, departments (五级 org tree), groups, API tokens, audit log,
+connectors (数据连接: configuration and write-only secrets, the pull log, incidents to retry).
 
 Every change goes through an ``Engine`` method, which writes the audit entry; every form
 posts the session's CSRF token (checked in ``web.auth``).

@@ -343,7 +343,7 @@ def _check(task: dict, values: dict, decision: str | None, opinion: str) -> dict
 
 
 def _render_task(task: dict, *, values=None, errors=None, decision=None, opinion="", conflict=None, status=200,
-                 read_only=False, action_error=None):
+                 read_only=False, action_error=None, revealed=None, notice=None):
     shown = engine().show(task["instance_id"])
     definition = engine().definition(task["definition_id"])
     declared = _declared_sensitive(definition) | set(task.get("sensitive") or [])
@@ -362,6 +362,7 @@ def _render_task(task: dict, *, values=None, errors=None, decision=None, opinion
         "assignee_name": _who(task.get("assignee"), names), "completed_by_name": _who(task.get("completed_by"), names),
         "may_edit": task["status"] == "open" and task.get("assignee") == _me(),
         "urgency": _urgency(task, _now()), "labels": _labels(definition),
+        "revealed": revealed or {}, "notice": notice,
     }
     from .approval_views import approval_context  # the 中国式审批 operations (web/approval_views.py)
 
@@ -373,6 +374,26 @@ def _render_task(task: dict, *, values=None, errors=None, decision=None, opinion
 @login_required
 def task(task_id: int):
     return _render_task(_task_for_me(task_id))
+
+
+@bp.route("/tasks/<int:task_id>/unmask", methods=["POST"])
+@login_required
+def unmask(task_id: int):
+    """查看完整: the full value of a masked pulled field, for whoever the engine lets see it;
+    the engine logs the unmasking (pull log kind "unmask" and audit) with the reason given."""
+    t = _task_for_me(task_id)
+    field = request.form.get("field", "")
+    reason = request.form.get("reason", "").strip()
+    if not reason:
+        return _render_task(t, action_error=_("请填写查看完整信息的理由。"), status=400)
+    try:
+        shown = engine().unmask(task_id, field, _me(), reason=reason[:500])
+    except NotAllowed:
+        return _render_task(t, action_error=_("您无权查看此项的完整信息。"), status=403)
+    except NotFound:
+        return _render_task(t, action_error=_("此任务没有调取数据项 %(field)s。", field=field), status=404)
+    return _render_task(t, revealed={field: shown["value"]},
+                        notice=_("已显示完整信息，本次查看已记录（理由：%(reason)s）。", reason=reason[:500]))
 
 
 @bp.route("/tasks/<int:task_id>", methods=["POST"])

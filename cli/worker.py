@@ -16,8 +16,21 @@ def worker_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
+def warn_about_calendar(engine) -> list[str]:
+    """Log loudly when this or next year has no published holiday schedule (deadlines provisional)."""
+    try:
+        warnings = engine.calendar_status()["warnings"]
+    except Exception:  # noqa: BLE001 - a start-up check must not stop the worker
+        log.exception("could not check the working-day calendar")
+        return []
+    for w in warnings:
+        log.warning("CALENDAR: %s", w)
+    return warnings
+
+
 def make_scheduler(engine, *, background: bool = False, interval: float = 1.0, batch: int = 50):
     wid = worker_id()
+    warn_about_calendar(engine)
 
     def tick():
         try:

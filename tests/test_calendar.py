@@ -120,3 +120,40 @@ def test_calendar_cli(tmp_path):
     assert r.returncode == 0
     years = {y["year"]: y["status"] for y in json.loads(r.stdout)["years"]}
     assert years[2027] == "loaded"
+
+
+def test_admin_uploads_a_schedule_and_checks_a_deadline(client_for, demo_engine):
+    admin = client_for("admin")
+    page = admin.get("/admin/calendar")
+    assert page.status_code == 200 and 'data-year="2026"' in page.get_data(as_text=True)
+    assert client_for("window_clerk").get("/admin/calendar").status_code == 403
+    import io
+
+    r = admin.post("/admin/calendar", data={"csrf_token": admin.csrf, "region": "CN",
+                                            "file": (io.BytesIO(json.dumps(SCHEDULE_2027).encode()), "2027.json")},
+                   content_type="multipart/form-data")
+    assert r.status_code == 200 and "已导入 7 天" in r.get_data(as_text=True)
+    assert 2027 in {y["year"] for y in demo_engine.calendar_status()["years"] if y["status"] == "loaded"}
+    r = admin.post("/admin/calendar", data={"region": "CN",
+                                            "file": (io.BytesIO(b"2027-01-01,holiday\n"), "x.csv")},
+                   content_type="multipart/form-data")
+    assert r.status_code == 400  # no CSRF token
+    r = admin.post("/admin/calendar", data={"csrf_token": admin.csrf,
+                                            "file": (io.BytesIO(b"2027-01-01,party\n"), "bad.csv")},
+                   content_type="multipart/form-data")
+    assert r.status_code == 400 and "holiday|workday" in r.get_data(as_text=True)
+    r = admin.get("/admin/calendar?start=2027-02-04&n=2&unit=workday")
+    assert '<strong>2027-02-13</strong>' in r.get_data(as_text=True)
+
+
+@pytest.mark.skipif(package_has_year(2027), reason="the installed chinese-calendar already knows 2027")
+def test_worker_start_warns_loudly_about_a_missing_year(engine, clock, caplog):
+    from cli.worker import warn_about_calendar
+
+    clock.set(datetime(2026, 11, 27, 2, 0, tzinfo=UTC))
+    with caplog.at_level("WARNING", logger="tongban.worker"):
+        warnings = warn_about_calendar(engine)
+    assert warnings and "2027" in warnings[0]
+    assert any("CALENDAR" in r.message and "2027" in r.message for r in caplog.records)
+    engine.load_calendar(json.dumps(SCHEDULE_2027), "2027.json")
+    assert warn_about_calendar(engine) == []

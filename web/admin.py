@@ -217,6 +217,47 @@ def revoke_token(token_id: int):
     return redirect(url_for(".tokens"))
 
 
+# ---- working-day calendar (节假日安排) ------------------------------------------------------
+
+@bp.route("/calendar", methods=["GET", "POST"])
+@role_required("admin")
+def calendar():
+    """Upload a published schedule (holidays and 调休 working days) for a year and region; see
+    which years are loaded; check a due date."""
+    status, loaded, due, code = None, None, None, 200
+    region = (request.values.get("region") or "CN").strip()[:40] or "CN"
+    if request.method == "POST":
+        upload = request.files.get("file")
+        if upload is None or not upload.filename:
+            flash(_("请选择节假日安排文件（JSON 或 CSV）。"), "error")
+            code = 400
+        else:
+            try:
+                text = upload.read().decode("utf-8-sig")
+                loaded = engine().load_calendar(text, upload.filename, region, actor=g.user["name"])
+                flash(_("已导入 %(n)s 天（%(years)s，%(region)s）。", n=loaded["days"],
+                        years=", ".join(map(str, loaded["years"])), region=loaded["region"]), "ok")
+            except UnicodeDecodeError:
+                flash(_("文件不是 UTF-8 文本。"), "error")
+                code = 400
+            except EngineError as exc:
+                _fail(exc)
+                code = 400
+    if request.args.get("start"):
+        from datetime import date
+
+        try:
+            due = engine().calendar_due(date.fromisoformat(request.args["start"]),
+                                        int(request.args.get("n", "20")),
+                                        request.args.get("unit", "workday"), region)
+        except (ValueError, EngineError) as exc:
+            _fail(exc)
+            code = 400
+    status = engine().calendar_status(region)
+    return render_template("admin_calendar.html", tab="calendar", status=status, due=due, region=region,
+                           loaded=loaded), code
+
+
 # ---- audit ---------------------------------------------------------------------------------
 
 @bp.route("/audit", methods=["GET", "POST"])

@@ -102,6 +102,24 @@ def log(limit, as_json):
         f"{e['target'] or ''}" for e in rows) or "no escalations")
 
 
+@sla.command("chain")
+@click.argument("department")
+@click.option("--escalation", "escalations", multiple=True,
+              help='POINT:ACTIONS[:TARGET], e.g. "yellow:notify" "due+2wd:card,raise"; none removes the chain')
+@click.option("--as", "actor", default="system")
+@json_opt
+def chain(department, escalations, actor, as_json):
+    """Set the escalation chain of a department (used by tasks without their own or a process chain)."""
+    entries = []
+    for text in escalations:
+        at, _, rest = text.partition(":")
+        actions, _, target = rest.partition(":")
+        entries.append({"at": at, "action": actions or "notify", "target": target or None})
+    result = _engine().set_department_chain(department, entries, actor)
+    _out(as_json, result, lambda r: f"{r['department']}: " + (", ".join(
+        f"{e['at']} → {'+'.join(e['actions'])}" for e in r["chain"]) or "no chain"))
+
+
 @sla.command("cards")
 @click.option("--color", type=click.Choice(["yellow", "red"]), default=None)
 @click.option("--department", default=None)

@@ -22,6 +22,7 @@ from .calendar import DEFAULT
 from .errors import Invalid, NotAllowed, NotFound
 from .models import (
     Department,
+    DepartmentChain,
     Group,
     HumanTask,
     Instance,
@@ -204,6 +205,53 @@ class SlaMixin:
 
     def _cal(self):
         return self.calendar() or DEFAULT
+
+    # ---- escalation chains per department ----
+    def set_department_chain(self, department: str, escalations: list[dict], actor: str = "system") -> dict:
+        """Set (or with an empty list, remove) the escalation chain of a department: it applies to
+        tasks of its groups and of the departments under it that have no task or process chain.
+        Each entry: {"at": "yellow|due|statutory[+-N(wd|d|h)]", "action": "notify,card,...",
+        "target"?, "decision"?, "opinion"?}."""
+        chain, problems = [], {}
+        for i, e in enumerate(escalations or []):
+            if not isinstance(e, dict):
+                problems[str(i)] = "each entry must be an object"
+                continue
+            at = str(e.get("at") or "due").replace(" ", "")
+            actions = [a.strip() for a in str(e.get("action") or e.get("actions") or "notify").split(",") if a.strip()]
+            if not slam.valid_point(at):
+                problems[str(i)] = f"escalation point '{at}' is not understood (yellow, due, statutory, e.g. due+2wd)"
+            elif any(a not in slam.ACTIONS for a in actions):
+                problems[str(i)] = f"actions must be among {', '.join(slam.ACTIONS)}"
+            else:
+                chain.append({"at": at, "actions": actions, "target": e.get("target") or None,
+                              "decision": e.get("decision") or None, "opinion": e.get("opinion") or None,
+                              "scope": "task"})
+        if problems:
+            raise Invalid("the escalation chain has errors: " + "; ".join(problems.values()), problems)
+        with self.sessions.begin() as s:
+            dept = s.scalars(select(Department).where(Department.code == department)).first()
+            if dept is None:
+                raise NotFound(f"no department '{department}'")
+            row = s.scalars(select(DepartmentChain).where(DepartmentChain.department_id == dept.id)).first()
+            if not chain:
+                if row is not None:
+                    s.delete(row)
+            elif row is None:
+                s.add(DepartmentChain(department_id=dept.id, chain=chain, updated_by=actor, updated_at=self.clock.now()))
+            else:
+                row.chain, row.updated_by, row.updated_at = chain, actor, self.clock.now()
+            audit.append(s, self.clock, actor, "sla.department_chain", detail={"department": department, "chain": chain})
+        return {"department": department, "chain": chain}
+
+    def department_chains(self) -> list[dict]:
+        with self.readers() as s:
+            rows = s.execute(select(Department.code, DepartmentChain.chain, DepartmentChain.updated_by,
+                                    DepartmentChain.updated_at)
+                             .join(DepartmentChain, DepartmentChain.department_id == Department.id)
+                             .order_by(Department.code)).all()
+            return [{"department": code, "chain": chain, "updated_by": by, "updated_at": at.isoformat()}
+                    for code, chain, by, at in rows]
 
     # ---- clock status ----
     def sla_status(self, instance_id: int) -> dict:

@@ -579,3 +579,15 @@ class CarbonCopy(Base):
     note: Mapped[str] = mapped_column(Text, default="")
     sent_at: Mapped[datetime] = mapped_column(UTCDateTime)
     read_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+class DepartmentChain(Base):
+    """The escalation chain of a department: used for tasks of that department's groups (and of
+    the departments under it) when neither the task nor the process declares a chain."""
+
+    __tablename__ = "tb_department_chain"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    department_id: Mapped[int] = mapped_column(ForeignKey("tb_department.id", ondelete="CASCADE"), unique=True)
+    chain: Mapped[list] = mapped_column(JSON, default=list)
+    updated_by: Mapped[str] = mapped_column(String(100))
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)

@@ -22,7 +22,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import select, update
 
 from .calendar import DEFAULT, NATIONAL, Calendar
-from .models import Group, HumanTask, Job, SlaClock, SlaPause
+from .models import Department, DepartmentChain, Group, HumanTask, Job, SlaClock, SlaPause
 
 LOCAL = ZoneInfo("Asia/Shanghai")
 UNITS = ("workday", "day", "hour")
@@ -337,6 +337,23 @@ def department_of_groups(session, groups) -> int | None:
     return next((rows[g] for g in groups if g in rows), None)
 
 
+def department_chain(session, department_id: int | None) -> list[dict] | None:
+    """The chain of the department, else of the nearest department above it that has one."""
+    if department_id is None:
+        return None
+    chains = dict(session.execute(select(DepartmentChain.department_id, DepartmentChain.chain)).all())
+    if not chains:
+        return None
+    parents = dict(session.execute(select(Department.id, Department.parent_id)).all())
+    seen = set()
+    while department_id is not None and department_id not in seen:
+        if department_id in chains:
+            return chains[department_id]
+        seen.add(department_id)
+        department_id = parents.get(department_id)
+    return None
+
+
 # ---- hooks called by the runtime inside the step transaction -------------------------------
 def task_opened(runtime, session, row, h: HumanTask, entry: dict, manifest: dict, now: datetime, data) -> None:
     if not entry.get("sla") and not entry.get("due"):
@@ -347,8 +364,9 @@ def task_opened(runtime, session, row, h: HumanTask, entry: dict, manifest: dict
     cal = runtime.calendar_provider() or DEFAULT
     c.instance_id, c.human_task_id, c.scope = row.id, h.id, "task"
     c.process_key, c.bpmn_id, c.name = row.process_key, h.bpmn_id, h.name or h.bpmn_id
-    c.chain = entry.get("escalations") or manifest.get("task_chain") or DEFAULT_CHAIN
     c.department_id = department_of_groups(session, h.candidate_groups)
+    c.chain = (entry.get("escalations") or manifest.get("task_chain")
+               or department_chain(session, c.department_id) or DEFAULT_CHAIN)
     paused = session.scalars(select(SlaPause).where(SlaPause.instance_id == row.id,
                                                     SlaPause.ended_at.is_(None)).limit(1)).first()
     session.add(c)

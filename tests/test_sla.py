@@ -362,3 +362,45 @@ def test_bad_escalation_declarations_are_located_deploy_errors(engine):
         problem = info.value.problems[0]
         assert problem.element_id == "review" and problem.line == 10 and words in problem.message
     assert engine.deploy({"esc.bpmn": bpmn.replace("{at}", "due+2wd").replace("{action}", "card").encode()})
+
+
+DEPT_BPMN = b"""<?xml version="1.0" encoding="UTF-8"?>
+<bpmn:definitions xmlns:bpmn="http://www.omg.org/spec/BPMN/20100524/MODEL" xmlns:tb="urn:tongban:bpmn:1"
+  id="d" targetNamespace="urn:test">
+  <bpmn:process id="dept_chain" isExecutable="true">
+    <bpmn:startEvent id="s"/>
+    <bpmn:sequenceFlow id="f1" sourceRef="s" targetRef="review"/>
+    <bpmn:userTask id="review" tb:candidateGroups="window">
+      <bpmn:extensionElements><tb:sla limit="2" unit="workday"/></bpmn:extensionElements>
+    </bpmn:userTask>
+    <bpmn:sequenceFlow id="f2" sourceRef="review" targetRef="e"/>
+    <bpmn:endEvent id="e"/>
+  </bpmn:process>
+</bpmn:definitions>"""
+
+
+def test_a_department_chain_applies_below_it_when_the_process_declares_none(engine, clock):
+    engine.add_department("p", "示范省", 1)
+    engine.add_department("p.c", "示范市", 2, "p")
+    engine.set_group_department("window", "p.c")
+    with pytest.raises(Invalid):
+        engine.set_department_chain("p", [{"at": "someday", "action": "card"}])
+    with pytest.raises(Invalid):
+        engine.set_department_chain("p", [{"at": "yellow", "action": "shout"}])
+    engine.set_department_chain("p", [{"at": "yellow", "action": "card"}], actor="admin")
+    assert engine.department_chains()[0]["department"] == "p"
+    engine.deploy({"dept.bpmn": DEPT_BPMN})
+    clock.set(datetime(2026, 11, 30, 1, 0, tzinfo=UTC))  # Monday morning in Shanghai
+    iid = engine.start("dept_chain", {})["instance_id"]
+    assert engine.run_due_jobs("w") == {}
+    clock.advance(days=3)  # past the yellow point (80 % of 2 working days)
+    assert engine.run_due_jobs("w") == {"done": 1}
+    assert [c["color"] for c in engine.supervision_cards()] == ["yellow"]
+    assert engine.run_due_jobs("w") == {}  # once
+    # removing the chain: new tasks get none
+    engine.set_department_chain("p", [])
+    assert engine.department_chains() == []
+    engine.start("dept_chain", {})
+    clock.advance(days=3)
+    assert engine.run_due_jobs("w") == {}
+    assert len(engine.supervision_cards()) == 1 and iid

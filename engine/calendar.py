@@ -104,15 +104,7 @@ class Calendar:
         raise ValueError(f"unknown unit '{unit}' (workday or day)")
 
 
-DEFAULT = Calendar()
-
-
-def is_workday(day: date) -> bool:
-    return DEFAULT.is_workday(day)
-
-
-def add_workdays(start: date, n: int) -> date:
-    return DEFAULT.add_workdays(start, n)
+DEFAULT = Calendar()  # the package's schedule only, for callers without a database
 
 
 # ---- schedule files --------------------------------------------------------------------

@@ -147,12 +147,3 @@ def issue_token(session: Session, clock, user_name: str, name: str, created_by: 
     session.add(row)
     session.flush()
     return row, secret
-
-
-def user_for_token(session: Session, token: str) -> User | None:
-    row = session.scalars(select(ApiToken).where(ApiToken.token_hash == token_digest(token),
-                                                 ApiToken.revoked_at.is_(None))).first()
-    if row is None:
-        return None
-    user = session.scalars(select(User).where(User.name == row.user_name)).first()
-    return user if user is not None and user.active else None

@@ -89,21 +89,78 @@ def _check_human(report: dict) -> str:
             lines.append(f"  WARNING line {w['line']} [{w['element_id']}] {w['message']}")
         c = proc["counts"]
         lines.append(f"  fields: applicant fills {c['applicant_fields']}, pulled {c['pulled_fields']}")
+        lines.extend(_summary_lines(proc))
     c = report["counts"]
     lines.append(f"{'ok' if report['ok'] else 'FAILED'}: {report['errors']} errors, {report['warnings']} warnings; "
                  f"applicant fills {c['applicant_fields']} fields, {c['pulled_fields']} pulled")
     return "\n".join(lines)
 
 
+def _limit_text(limit: dict | None) -> str:
+    units = {"workday": "个工作日", "day": "个自然日", "hour": "小时"}
+    return f"{limit['value']}{units.get(limit['unit'], ' ' + limit['unit'])}" if limit else "-"
+
+
+def _summary_lines(proc: dict) -> list[str]:
+    """Departments, steps and promised vs statutory limits of one process, for people."""
+    if "steps" not in proc:
+        return []
+    lines = [f"  departments ({len(proc['departments'])}): {', '.join(proc['departments']) or '-'}",
+             f"  steps ({len(proc['steps'])}):"]
+    for i, st in enumerate(proc["steps"], 1):
+        who = ", ".join(st["departments"]) or "-"
+        lim = st.get("limit") or {}
+        when = ""
+        if lim.get("promised") or lim.get("statutory"):
+            when = f"  承诺 {_limit_text(lim.get('promised'))} / 法定 {_limit_text(lim.get('statutory'))}"
+        lines.append(f"    {i:>2}. {st['name']} [{st['id']}] {st['type']}  {who}{when}")
+    limits = proc["limits"]
+    lines.append(f"  limits: promised {_limit_text(limits['promised'])}, statutory {_limit_text(limits['statutory'])}"
+                 f" (承诺时限 vs 法定时限; {len(limits['tasks'])} step(s) with their own limit)")
+    return lines
+
+
+def _group_departments() -> dict[str, str]:
+    """group → department name from the configured database, when there is one already (the
+    check itself needs no database and creates none); {} otherwise."""
+    import os
+
+    from engine.db import DEFAULT_DIR
+
+    url = os.environ.get("TONGBAN_DATABASE_URL")
+    if not url:
+        path = DEFAULT_DIR / "tongban.sqlite"
+        if not path.is_file():
+            return {}
+        url = f"sqlite:///{path}"
+    try:
+        from sqlalchemy.engine import make_url
+
+        parsed = make_url(url)
+        if parsed.get_backend_name() == "sqlite" and not (parsed.database and os.path.isfile(parsed.database)):
+            return {}
+        from engine.api import Engine
+
+        eng = Engine(url)
+        try:
+            names = {d["code"]: d["name"] for d in eng.departments()}
+            return {g["name"]: names[g["department"]] for g in eng.groups() if g["department"] in names}
+        finally:
+            eng.db.dispose()
+    except Exception:  # noqa: BLE001 - no database, or not migrated: name the groups instead
+        return {}
+
+
 @_command()
 @click.argument("paths", nargs=-1, required=True)
 @json_opt
 def check(paths, as_json):
-    """The flow check: per task, the data it needs and where it comes from; exit 1 on errors."""
+    """The flow check: per task, the data it needs and where it comes from; per process the
+    departments, the steps and promised vs statutory limits; exit 1 on errors."""
     from engine import definitions, flowcheck
 
     files = definitions.read_paths(list(paths))
-    report = flowcheck.check_files(files)
+    report = flowcheck.check_files(files, group_departments=_group_departments())
     _, problems = definitions.check(files)
     report["problems"] = [p.as_dict() for p in problems]
     report["errors"] += len(problems)

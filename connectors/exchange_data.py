@@ -7,6 +7,7 @@ organisation-code check inside), 18-digit citizen ID per GB 11643 (ISO 7064 MOD 
 
 from __future__ import annotations
 
+import hashlib
 import random
 from dataclasses import dataclass, field
 from datetime import date, timedelta
@@ -24,7 +25,9 @@ def uscc_check(first17: str) -> str:
 
 
 def org_code_check(first8: str) -> str:
-    total = sum(USCC_ALPHABET.index(c) * w for c, w in zip(first8, ORG_WEIGHTS, strict=True))
+    """GB 11714 check character: digits count 0-9, letters A-Z count 10-35 (not their place in
+    the USCC alphabet)."""
+    total = sum(int(c, 36) * w for c, w in zip(first8, ORG_WEIGHTS, strict=True))
     c = 11 - total % 11
     return "X" if c == 10 else "0" if c == 11 else str(c)
 
@@ -32,7 +35,7 @@ def org_code_check(first8: str) -> str:
 def valid_uscc(code: str) -> bool:
     code = (code or "").upper()
     return (len(code) == 18 and all(c in USCC_ALPHABET for c in code)
-            and uscc_check(code[:17]) == code[17])
+            and uscc_check(code[:17]) == code[17] and org_code_check(code[8:16]) == code[16])
 
 
 def id_check(first17: str) -> str:
@@ -224,7 +227,45 @@ OPERATIONS: dict[str, tuple[str, dict, dict]] = {
         "premises_area_m2": {"type": "number", "title": "面积（平方米）"}, "cert_no": S, "lease_filing_no": S,
         "lease_end": S,
     }, ["found"])),
+    "tobacco_layout": ("烟草零售点布局（烟草专卖局）", _obj({"address": {**S, "title": "经营场所地址"}}, ["address"]), _obj({
+        "found": B, "nearest_retailer_m": {"type": "number", "title": "与最近零售点的距离（米）"},
+        "retailers_within_100m": {"type": "integer", "title": "100米内零售点数量"},
+        "nearest_retailer": {**S, "title": "最近的零售点"},
+    }, ["found"])),
+    "push_registration": ("登记信息推送（部门接收回执）", _obj({
+        "department": {**S, "title": "接收部门"}, "uscc": {**S, "title": "统一社会信用代码"},
+        "enterprise_name": {**S, "title": "企业名称"}, "items": {**S, "title": "推送事项"},
+    }, ["department", "uscc"]), _obj({
+        "found": B, "received": {**B, "title": "是否已接收"}, "receipt_no": {**S, "title": "回执编号"},
+        "department": {**S, "title": "接收部门"}, "received_at": {**S, "title": "接收时间"},
+    }, ["found", "received"])),
 }
+
+# Operations whose answer depends on the exchange's own state (not only on the dataset):
+# the server answers them itself.
+STATEFUL = {"push_registration"}
+
+SHOP_KINDS = ["便利店", "烟酒店", "食杂店", "超市", "烟酒商行"]
+
+
+def tobacco_layout(address: str) -> dict:
+    """The tobacco bureau's layout data for an address: the nearest licensed retailer and how many
+    are within 100 m. Deterministic (SHA-256 of the address, whitespace removed); about 15 % of
+    addresses are closer than 50 m to an existing retailer."""
+    key = "".join(str(address or "").split())
+    if not key:
+        return {"found": False}
+    digest = hashlib.sha256(key.encode("utf-8")).digest()
+    u = int.from_bytes(digest[:8], "big") / 2**64  # uniform in [0, 1)
+    if u < 0.15:
+        metres = 8 + 41.9 * (u / 0.15)  # 8.0 … 49.9
+    else:
+        metres = 50 + 450 * ((u - 0.15) / 0.85)  # 50.0 … 499.9
+    metres = int(metres * 10) / 10
+    within = 0 if metres >= 100 else 1 + digest[8] % (3 if metres < 50 else 2)
+    road = next((r for r in ROADS if r in key), ROADS[digest[9] % len(ROADS)])
+    name = f"{TRADE[digest[10] % len(TRADE)]}{SHOP_KINDS[digest[11] % len(SHOP_KINDS)]}（{road}店）"
+    return {"found": True, "nearest_retailer_m": metres, "retailers_within_100m": within, "nearest_retailer": name}
 
 
 def query(ds: Dataset, operation: str, inputs: dict) -> dict:
@@ -277,4 +318,6 @@ def query(ds: Dataset, operation: str, inputs: dict) -> dict:
         owned = next(p for p in ds.properties.values() if p["owner_code"] == code)
         return {"found": True, "premises_kind": "自有", "premises_address": owned["address"],
                 "premises_area_m2": owned["area_m2"], "cert_no": owned["cert_no"]}
+    if operation == "tobacco_layout":
+        return tobacco_layout(str(inputs.get("address", "")))
     raise KeyError(operation)

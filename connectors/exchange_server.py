@@ -9,6 +9,7 @@ API (JSON; every request needs ``X-API-Key: KEY`` or ``Authorization: Bearer KEY
     GET  /api/v1/health                      no key needed
     GET  /api/v1/operations                  operation names with input and output schemas
     POST /api/v1/query/{operation}           body: the inputs; answer: {"request_id", "data": {...}}
+    GET  /api/v1/pushes?uscc=&department=     the registrations pushed to departments (push_registration)
     GET  /api/v1/_control, POST /api/v1/_control   test controls (see ``Controls``)
 
 Every response carries the request id in the ``X-Request-Id`` header and the ``request_id`` field.
@@ -22,10 +23,12 @@ import threading
 import time
 import uuid
 from dataclasses import asdict, dataclass
+from datetime import datetime
 from socketserver import ThreadingMixIn
+from urllib.parse import parse_qs
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
-from .exchange_data import OPERATIONS, Dataset, generate, query
+from .exchange_data import OPERATIONS, STATEFUL, Dataset, generate, query
 
 log = logging.getLogger("tongban.exchange")
 DEFAULT_KEY = "demo-exchange-key"
@@ -57,11 +60,43 @@ MODES = {"ok", "error500", "error429", "malformed", "wrong_schema", "timeout"}
 
 class ExchangeApp:
     def __init__(self, dataset: Dataset | None = None, *, seed: int = 20240601, size: int = 3000,
-                 api_key: str = DEFAULT_KEY, controls: Controls | None = None):
+                 api_key: str = DEFAULT_KEY, controls: Controls | None = None, clock=None):
         self.data = dataset or generate(seed, size)
         self.api_key = api_key
         self.controls = controls or Controls()
+        self.clock = clock or (lambda: datetime.now().astimezone())
         self._lock = threading.Lock()
+        self._pushes: dict[tuple[str, str], dict] = {}  # (department, uscc) → the first push's receipt
+
+    # ---- pushed registrations (多证合一: the departments' receipts) --------------------------
+    def push(self, inputs: dict) -> dict:
+        """Record one push; idempotent per (department, uscc): a repeat answers the same receipt."""
+        department = str(inputs.get("department", "")).strip()
+        uscc = str(inputs.get("uscc", "")).strip().upper()
+        with self._lock:
+            record = self._pushes.get((department, uscc))
+            if record is None:
+                now = self.clock()
+                record = {"receipt_no": f"HZ{department}{len(self._pushes) + 1:08d}", "department": department,
+                          "uscc": uscc, "enterprise_name": str(inputs.get("enterprise_name") or ""),
+                          "items": str(inputs.get("items") or ""),
+                          "received_at": now.isoformat(timespec="seconds") if hasattr(now, "isoformat") else str(now),
+                          "repeats": 0}
+                self._pushes[(department, uscc)] = record
+            else:
+                record["repeats"] += 1
+            return {"found": True, "received": True, "receipt_no": record["receipt_no"],
+                    "department": department, "received_at": record["received_at"]}
+
+    def pushes(self, uscc: str | None = None, department: str | None = None) -> list[dict]:
+        """The recorded pushes in the order received, optionally for one USCC and/or department."""
+        with self._lock:
+            items = [dict(r) for r in self._pushes.values()]
+        if uscc:
+            items = [r for r in items if r["uscc"] == uscc.strip().upper()]
+        if department:
+            items = [r for r in items if r["department"] == department.strip()]
+        return items
 
     # ---- WSGI ---------------------------------------------------------------------------
     def __call__(self, environ, start_response):
@@ -88,6 +123,10 @@ class ExchangeApp:
                                                    for name, (t, i, o) in OPERATIONS.items()}})
         if path == "/api/v1/_control":
             return self._control(environ, method, reply)
+        if path == "/api/v1/pushes" and method == "GET":
+            params = parse_qs(environ.get("QUERY_STRING", ""))
+            items = self.pushes((params.get("uscc") or [""])[0], (params.get("department") or [""])[0])
+            return reply("200 OK", {"pushes": items, "count": len(items)})
         if path.startswith("/api/v1/query/") and method == "POST":
             return self._query(environ, path.rsplit("/", 1)[1], reply)
         return reply("404 Not Found", {"error": "not_found", "message": f"no route {method} {path}"})
@@ -151,7 +190,7 @@ class ExchangeApp:
         missing = [k for k in OPERATIONS[operation][1].get("required", []) if not inputs.get(k)]
         if missing:
             return reply("400 Bad Request", {"error": "bad_request", "message": f"missing {', '.join(missing)}"})
-        data = query(self.data, operation, inputs)
+        data = self.push(inputs) if operation in STATEFUL else query(self.data, operation, inputs)
         if mode == "wrong_schema":
             return reply("200 OK", {"result": [data], "code": "0000"})
         return reply("200 OK", {"data": data})

@@ -13,13 +13,14 @@ from datetime import date, datetime, timedelta
 
 from sqlalchemy import ARRAY, BigInteger, any_, case, cast, delete, func, or_, select, union
 
-from . import audit, definitions, directory, flowcheck, jobs, pulls
+from . import audit, definitions, directory, flowcheck, forms, jobs, pulls
 from . import calendar as workcal
 from .approval import ApprovalMixin
 from .clock import SYSTEM_CLOCK, Clock
 from .db import make_engine, make_sessionmaker
 from .errors import Conflict, Invalid, NotAllowed, NotFound, ScriptError
 from .escalation import SlaMixin
+from .licences import LicenceMixin
 from .models import (
     ApiToken,
     AuditEvent,
@@ -56,7 +57,7 @@ def _iso(value: datetime | None):
     return value.isoformat() if value else None
 
 
-class Engine(SlaMixin, ApprovalMixin):
+class Engine(SlaMixin, ApprovalMixin, LicenceMixin):
     def __init__(self, url: str | None = None, *, clock: Clock = SYSTEM_CLOCK, script_timeout: float | None = None,
                  db_engine=None, connectors=None):
         self.db = db_engine or make_engine(url)
@@ -298,10 +299,27 @@ class Engine(SlaMixin, ApprovalMixin):
             if actor != "system":
                 directory.get_user(s, actor)
             definition = definitions.latest_definition(s, key)
-            row = self.runtime.start(s, definition, data=data, business_key=business_key, actor=actor)
+            start_data = data
+            fields = self.start_form(definition)
+            if fields:  # the start event declares a form: the applicant's data must satisfy it
+                start_data = forms.with_defaults(fields, forms.validate(fields, data if data is not None else {}))
+            row = self.runtime.start(s, definition, data=start_data, business_key=business_key, actor=actor)
             return {"instance_id": row.id, "status": row.status}
 
         return self._guarded(run)
+
+    def start_fields(self, key: str) -> list[dict]:
+        """The start form of the latest version of ``key`` ([] when none); NotFound for an unknown key."""
+        with self.readers() as s:
+            return self.start_form(definitions.latest_definition(s, key))
+
+    def start_form(self, definition) -> list[dict]:
+        """The form fields of a deployed version's start event ([] when it declares none);
+        read once per version (a version never changes)."""
+        cache = self.__dict__.setdefault("_start_forms", {})
+        if definition.id not in cache:
+            cache[definition.id] = forms.start_form_fields(definition.sources or {}, definition.key)
+        return cache[definition.id]
 
     def claim(self, task_id: int, actor: str) -> dict:
         with self.sessions.begin() as s:

@@ -376,3 +376,77 @@ def after_sync(runtime, session, row, wf, manifest: dict, now) -> None:
             break
         if not acted:
             return
+
+
+# ---- declared 抄送: <tb:cc groups="market,tobacco" groupsExpr="..." note="..."/> --------------------------
+CC_DONE = "tb_cc_done"  # workflow-level data: the spiff task ids whose declared copies were sent
+
+
+def parse_cc(process_el) -> dict[str, list[dict]]:
+    """Declared copies per element id: ``<tb:cc>`` directly in an element's extensionElements.
+    ``groups`` is a literal list; ``groupsExpr`` an expression over the element's data giving a
+    list or a comma-separated string of group names; ``note`` the text of the copy."""
+    out: dict[str, list[dict]] = {}
+    for el in process_el.iter():
+        if not isinstance(el.tag, str) or not el.get("id"):
+            continue
+        for c in el.findall(f"{_B}extensionElements/{{{TB_NS}}}cc"):
+            out.setdefault(el.get("id"), []).append({
+                "groups": _split(c.get("groups")), "groups_expr": (c.get("groupsExpr") or "").strip() or None,
+                "note": (c.get("note") or "").strip(), "line": c.sourceline})
+    return out
+
+
+def _cc_groups(runtime, decl: dict, data: dict) -> list[str]:
+    groups = list(decl["groups"])
+    if decl.get("groups_expr"):
+        try:
+            value = runtime._script_engine.environment.evaluate(decl["groups_expr"], dict(data))
+        except Exception:  # noqa: BLE001 - a bad expression sends no copy rather than stopping the case
+            value = None
+        if isinstance(value, str):
+            value = _split(value)
+        groups += [str(g) for g in (value or []) if g]
+    return list(dict.fromkeys(groups))
+
+
+def declared_cc(runtime, session, row, wf, manifest: dict, now, actor: str) -> None:
+    """Send the copies declared with ``tb:cc`` for the elements completed in this step: one ``tb_cc`` row
+    (read receipts as for a manual 抄送) and one notice per active member of the groups, an opinion row and
+    an audit event ``cc`` per element. Each completed element sends once (its spiff task id is recorded in
+    the workflow data), so a repeated save or a loop that passes the element again is exact."""
+    declared = manifest.get("cc") or {}
+    if not declared:
+        return
+    from SpiffWorkflow.util.task import TaskState
+
+    from . import audit, notify
+    from .models import CarbonCopy
+
+    done = wf.data.setdefault(CC_DONE, [])
+    for t in wf.get_tasks(state=TaskState.COMPLETED):
+        bpmn_id = getattr(t.task_spec, "bpmn_id", None)
+        if bpmn_id not in declared or str(t.id) in done:
+            continue
+        done.append(str(t.id))
+        h = session.scalars(select(HumanTask).where(HumanTask.instance_id == row.id,
+                                                    HumanTask.spiff_task_id == str(t.id))).first()
+        name = getattr(t.task_spec, "bpmn_name", None) or bpmn_id
+        settings = notify.smtp_settings(session)
+        for decl in declared[bpmn_id]:
+            groups = _cc_groups(runtime, decl, t.data)
+            users = list(dict.fromkeys(u for g in groups for u in members(session, g)))
+            rows = [CarbonCopy(instance_id=row.id, human_task_id=h.id if h else None, user_name=u,
+                               sent_by="system", note=decl["note"], sent_at=now) for u in users]
+            session.add_all(rows)
+            session.flush()
+            for c in rows:
+                notify.notice(session, user=c.user_name, kind="cc", title=f"【抄送】{name}（案件 {row.id}）",
+                              body=c.note, instance_id=row.id, task_id=c.human_task_id, now=now,
+                              dedupe_key=f"cc:{c.id}:{c.user_name}", settings=settings)
+            session.add(Opinion(instance_id=row.id, human_task_id=h.id if h else None, bpmn_id=bpmn_id,
+                                actor="system", kind="cc", text=decl["note"], target=",".join(users)[:300] or None,
+                                at=now))
+            audit.append(session, runtime.clock, "system", "cc", instance_id=row.id, task_ref=bpmn_id,
+                         detail={"declared": True, "element": bpmn_id, "groups": groups, "to": users,
+                                 "cc_ids": [c.id for c in rows], "note": decl["note"], "on_behalf_of": actor})

@@ -25,6 +25,7 @@ from . import approval_rules, audit, sla
 from .bpmn_xml import BPMN_NS, SPIFF_NS, TB_NS, kind_of, line_of, parse_xml, xsd_problems
 from .errors import InvalidProcess, NotFound, Problem
 from .forms import fields_from_json_schema
+from .licences import LicenceAwareParser
 from .manifest import process_manifest
 from .models import ProcessDefinition
 from .scripts import check_expression, check_script
@@ -152,7 +153,7 @@ def validate(files: dict[str, bytes]) -> tuple[SpiffBpmnParser, dict, dict[str, 
         problems += _data_store_problems(name, tree)
         problems += xsd_problems(name, tree)
         problems += _script_problems(name, tree)
-    parser = SpiffBpmnParser(validator=None)
+    parser = LicenceAwareParser(validator=None)  # SpiffBpmnParser + service tasks with tb:licence
     if problems:
         return parser, trees, {}, problems
     for name, tree in sorted(trees.items(), key=lambda kv: kind_of(kv[1]) != "dmn"):

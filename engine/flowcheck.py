@@ -31,6 +31,7 @@ import builtins
 
 from lxml import etree
 
+from . import licences
 from .bpmn_xml import BPMN_NS, CAMUNDA_NS, SPIFF_NS, TB_NS, kind_of, parse_xml
 from .errors import InvalidProcess, Problem
 from .manifest import _form_fields as _manifest_form_fields
@@ -84,6 +85,7 @@ def _local(el) -> str:
 class _Process:
     def __init__(self, file: str, proc, registry):
         self.file, self.proc, self.registry = file, proc, registry
+        self.departments: dict[str, str] = {}  # group → department name, for the summary
         self.key = proc.get("id")
         self.nodes: dict[str, etree._Element] = {}
         self.preds: dict[str, list[str]] = {}
@@ -205,6 +207,8 @@ class _Process:
             pulled |= names - {ANY}
         for s in el.iter(_B + "script", f"{{{SPIFF_NS}}}preScript", f"{{{SPIFF_NS}}}postScript"):
             out |= names_written(s.text or "")
+        if tag == "serviceTask" and (licence := licences.declaration(el)) is not None:
+            out |= licences.produced_fields(licence)
         return out, pulled
 
     def _op(self, pull):
@@ -328,10 +332,53 @@ class _Process:
                 self.warnings.append(Problem(
                     f"重复填报: the applicant is asked for '{name}', which a connector can supply; pull it instead",
                     file=self.file, line=self.proc.sourceline, element_id=self.key, severity="warning"))
+        steps = self.steps()
         return {"key": self.key, "name": self.proc.get("name") or self.key, "file": self.file, "tasks": tasks,
                 "applicant_fields": sorted(applicant | assumed), "pulled_fields": sorted(pulled_names),
                 "counts": {"applicant_fields": len(applicant | assumed), "pulled_fields": len(pulled_names)},
+                "departments": list(dict.fromkeys(d for st in steps for d in st["departments"])),
+                "steps": steps, "limits": self.limits(steps),
                 "errors": [p.as_dict() for p in self.errors], "warnings": [p.as_dict() for p in self.warnings]}
+
+    # ---- the summary: departments, steps, limits ------------------------------------------
+    def steps(self) -> list[dict]:
+        """The user and service tasks (and DMN decisions) in flow order from the start event
+        (the steps of a sub-process where it sits), each with its groups and their departments."""
+        order: list = []
+        seen: set[str] = set()
+        queue = [n for n, el in self.nodes.items() if _local(el) == "startEvent" and not self.preds[n]]
+        succs: dict[str, list[str]] = {}
+        for dst, preds in self.preds.items():
+            for src in preds:
+                succs.setdefault(src, []).append(dst)
+        while queue:
+            nid = queue.pop(0)
+            if nid in seen:
+                continue
+            seen.add(nid)
+            order.append(self.nodes[nid])
+            queue.extend(d for d in succs.get(nid, []) if d not in seen)
+        order += [el for nid, el in self.nodes.items() if nid not in seen]
+        out, listed = [], set()
+        for top in order:
+            inner = [top] + ([e for e in top.iter() if e is not top]
+                             if _local(top) in ("subProcess", "transaction", "adHocSubProcess") else [])
+            for el in inner:
+                if _local(el) not in STEP_TAGS or etree.QName(el).namespace != BPMN_NS or el.get("id") in listed:
+                    continue
+                listed.add(el.get("id"))
+                groups = self.groups_of(el)
+                out.append({"id": el.get("id"), "name": el.get("name") or el.get("id"), "type": _local(el),
+                            "groups": groups,
+                            "departments": list(dict.fromkeys(self.departments.get(g) or g for g in groups)),
+                            "limit": _limits_of(el)})
+        return out
+
+    def limits(self, steps: list[dict]) -> dict:
+        """Promised vs statutory: the case's (``tb:sla`` on the process) and each step's."""
+        case = _limits_of(self.proc)
+        return {**case, "tasks": [{"id": st["id"], "name": st["name"], **st["limit"]} for st in steps
+                                  if st["limit"]["promised"] or st["limit"]["statutory"]]}
 
     def _allowed(self, el) -> set[str] | None:
         visible = el.get(f"{{{TB_NS}}}visibleFields")
@@ -390,6 +437,29 @@ class _Process:
         return fields - keys - {"found", "count"}
 
 
+STEP_TAGS = {"userTask", "manualTask", "serviceTask", "sendTask", "businessRuleTask"}
+
+
+def _limits_of(el) -> dict:
+    """{"promised": {"value", "unit"} | None, "statutory": ...} of an element's own ``tb:sla``
+    (``limit`` counts as statutory when no ``statutory`` is given)."""
+    from .sla import _UNIT_ALIASES, _num
+
+    sla = el.find(f"{_B}extensionElements/{{{TB_NS}}}sla")
+    if sla is None:
+        return {"promised": None, "statutory": None}
+    unit = _UNIT_ALIASES.get((sla.get("unit") or "workday").strip().lower(), "workday")
+
+    def value(*names):
+        for name in names:
+            n = _num(sla.get(name))
+            if n is not None:
+                return {"value": int(n) if n == int(n) else n, "unit": unit}
+        return None
+
+    return {"promised": value("promised"), "statutory": value("statutory", "limit")}
+
+
 def _processes(files: dict[str, bytes]):
     for name, content in files.items():
         tree, errs = parse_xml(name, content)
@@ -400,13 +470,20 @@ def _processes(files: dict[str, bytes]):
                 yield name, proc
 
 
-def check_files(files: dict[str, bytes], registry=None) -> dict:
-    """The report of ``tongban check``: one entry per executable process."""
+def check_files(files: dict[str, bytes], registry=None, group_departments: dict[str, str] | None = None) -> dict:
+    """The report of ``tongban check``: one entry per executable process.
+
+    ``group_departments`` (group → department name, from the directory when there is one)
+    names the departments of the summary; without it a group stands for its department."""
     if registry is None:
         from .connectors import default_registry
 
         registry = default_registry()
-    processes = [_Process(name, proc, registry).run() for name, proc in _processes(files)]
+    processes = []
+    for name, proc in _processes(files):
+        checker = _Process(name, proc, registry)
+        checker.departments = dict(group_departments or {})
+        processes.append(checker.run())
     errors = sum(len(p["errors"]) for p in processes)
     warnings = sum(len(p["warnings"]) for p in processes)
     return {"ok": errors == 0, "errors": errors, "warnings": warnings, "processes": processes,

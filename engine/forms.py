@@ -151,3 +151,49 @@ def validate(fields: list[dict], data: dict) -> dict:
     if errors:
         raise Invalid("表单有误 / the form has errors: " + ", ".join(sorted(errors)), errors)
     return clean
+
+
+def with_defaults(fields: list[dict], data: dict) -> dict:
+    """``data`` plus the declared default of every field it leaves out (a guided question the
+    applicant skipped takes its default, so conditions never meet a missing answer)."""
+    out = dict(data)
+    for f in fields:
+        if f["id"] in out or f.get("default") in (None, ""):
+            continue
+        value, problem = _coerce(f, f["default"])
+        if not problem:
+            out[f["id"]] = value
+    return out
+
+
+def start_form_fields(sources: dict[str, str | bytes], key: str) -> list[dict]:
+    """The form fields declared on the start event(s) of process ``key`` (camunda:formData,
+    tb:field, tb:jsonSchema on a top-level ``startEvent`` without an event definition), read
+    from a definition's BPMN sources; [] when the start event declares none."""
+    from lxml import etree
+
+    from .bpmn_xml import BPMN_NS
+    from .manifest import _form_fields  # the same reader tasks use (manifest imports this module)
+
+    b = f"{{{BPMN_NS}}}"
+    fields: list[dict] = []
+    for name, text in (sources or {}).items():
+        if str(name).lower().endswith(".dmn"):
+            continue
+        # stored sources are decoded text: drop the declaration (it may name the upload's encoding)
+        raw = re.sub(r"^\s*<\?xml[^>]*\?>", "", text) if isinstance(text, str) else text
+        try:
+            root = etree.fromstring(raw, etree.XMLParser(resolve_entities=False, no_network=True, huge_tree=False))
+        except (etree.XMLSyntaxError, ValueError):
+            continue
+        for proc in root.iter(b + "process"):
+            if proc.get("id") != key:
+                continue
+            for start in proc.findall(b + "startEvent"):
+                if any(etree.QName(c).localname.endswith("EventDefinition") for c in start if isinstance(c.tag, str)):
+                    continue
+                seen = {f["id"] for f in fields}
+                fields.extend(f for f in _form_fields(start) if f.get("id") and f["id"] not in seen)
+        if fields:
+            break
+    return fields

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from lxml import etree
 
-from . import approval_rules, forms
+from . import approval_rules, forms, licences
 from .bpmn_xml import BPMN_NS, CAMUNDA_NS, SPIFF_NS, TB_NS
 
 HUMAN_TAGS = {"userTask", "manualTask"}
@@ -182,7 +182,10 @@ def process_manifest(process_el) -> dict:
     services = {}
     for el in process_el.iter(_B + "serviceTask"):
         entry = task_entry(el, lanes_by_node.get(el.get("id")))
-        if entry["pulls"]:
+        licence = licences.declaration(el)
+        if licence is not None:  # issued or revoked by the engine itself: a job, no connector
+            entry["licence"] = licence
+        if entry["pulls"] or licence is not None:
             services[el.get("id")] = entry
     has_timers = process_el.find(".//" + _B + "timerEventDefinition") is not None
     has_messages = process_el.find(".//" + _B + "messageEventDefinition") is not None or \
@@ -194,5 +197,6 @@ def process_manifest(process_el) -> dict:
         "has_timers": has_timers,
         "has_messages": has_messages,
         "services": services,
+        "cc": approval_rules.parse_cc(process_el),  # tb:cc: copies sent when an element completes
         **_process_sla(process_el),
     }

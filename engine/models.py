@@ -591,3 +591,42 @@ class DepartmentChain(Base):
     chain: Mapped[list] = mapped_column(JSON, default=list)
     updated_by: Mapped[str] = mapped_column(String(100))
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class Licence(Base):
+    """An electronic licence (电子证照, after GB/T 36903) issued by a ``tb:licence`` service task.
+    One per (instance, task); the serial of its number counts per prefix and year."""
+
+    __tablename__ = "tb_licence"
+    __table_args__ = (
+        UniqueConstraint("instance_id", "task_ref", name="uq_licence_task"),
+        UniqueConstraint("prefix", "serial_year", "serial", name="uq_licence_serial"),
+        Index("ix_licence_instance", "instance_id"),
+        Index("ix_licence_holder_code", "holder_code"),
+    )
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    licence_no: Mapped[str] = mapped_column(String(40), unique=True)
+    licence_id: Mapped[str] = mapped_column(String(200))  # 证照标识: type code . issuer code . number
+    name: Mapped[str] = mapped_column(String(200))
+    type_code: Mapped[str] = mapped_column(String(40))
+    prefix: Mapped[str] = mapped_column(String(20))
+    serial_year: Mapped[int] = mapped_column(Integer)
+    serial: Mapped[int] = mapped_column(Integer)
+    holder: Mapped[str] = mapped_column(String(300))
+    holder_code: Mapped[str] = mapped_column(String(100))
+    holder_code_type: Mapped[str] = mapped_column(String(20), default="")
+    issuer: Mapped[str] = mapped_column(String(200))
+    issuer_code: Mapped[str] = mapped_column(String(60))
+    jurisdiction: Mapped[str] = mapped_column(String(20))
+    address: Mapped[str | None] = mapped_column(String(500), nullable=True)
+    items: Mapped[list] = mapped_column(JSON, default=list)
+    issued_on: Mapped[date] = mapped_column(Date)
+    valid_from: Mapped[date] = mapped_column(Date)
+    valid_to: Mapped[date | None] = mapped_column(Date, nullable=True)  # None: 长期
+    status: Mapped[str] = mapped_column(String(10))  # valid | revoked
+    issued_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    revoke_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+    verify_code: Mapped[str] = mapped_column(String(32))
+    instance_id: Mapped[int] = mapped_column(BigId)  # no foreign key: the licence outlives the case record
+    task_ref: Mapped[str] = mapped_column(String(200))  # the BPMN id of the issuing task

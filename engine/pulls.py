@@ -28,7 +28,7 @@ from SpiffWorkflow.exceptions import TaskNotFoundException
 from SpiffWorkflow.util.task import TaskState
 from sqlalchemy import select, text, update
 
-from . import audit, jobs, masking
+from . import audit, jobs, licences, masking
 from .errors import Conflict, ConnectorError, EngineError
 from .models import ConnectorConfig, HumanTask, Instance, Job, PullLog, TaskPulled
 from .serialization import to_jsonable
@@ -101,6 +101,9 @@ def schedule(runtime, session, row, task, entry: dict, kind: str, now, human_tas
 def _entry_from_spec(spec, bpmn_id: str) -> dict:
     """A service task the manifest does not know (it is in a called process): read its
     ``spiffworkflow:serviceTaskOperator`` from the parsed spec."""
+    if getattr(spec, "operation_name", "") == licences.OPERATION:
+        return {"id": bpmn_id, "type": "serviceTask", "pulls": [],
+                "licence": licences.from_params(getattr(spec, "operation_params", {}))}
     connector, _, operation = (getattr(spec, "operation_name", "") or "").replace("/", ".").partition(".")
     params = getattr(spec, "operation_params", {}) or {}
     rv = getattr(spec, "result_variable", None)
@@ -326,6 +329,9 @@ def _apply(engine, job_id, worker, kind, tid, entry, results, actor, human_task_
                 task.data[rv] = merged
             else:
                 task.data.update(merged)
+            if entry.get("licence"):
+                # issued or revoked in this transaction, its fields in the data before the task completes
+                task.data.update(licences.apply(s, engine, row.id, task, entry, actor))
 
             def finish():
                 task.complete()

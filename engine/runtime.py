@@ -135,6 +135,7 @@ class Runtime:
         now = self.clock.now()
         self._sync_tasks(session, row, wf, manifest, now, new)
         approval_rules.after_sync(self, session, row, wf, manifest, now)  # tb:noApprover, tb:initiatorIsApprover
+        approval_rules.declared_cc(self, session, row, wf, manifest, now, actor)  # tb:cc on completed elements
         if manifest.get("has_timers"):
             self._sync_timers(session, row, wf, now)
         if manifest.get("has_messages"):

@@ -11,6 +11,7 @@ from connectors.exchange_data import (
     OPERATIONS,
     generate,
     id_check,
+    org_code_check,
     uscc_check,
     valid_id,
     valid_uscc,
@@ -31,11 +32,16 @@ def test_check_characters_follow_the_standards():
     assert not valid_id("110105194912310021")
     assert not valid_id("110105194902300027")  # 30 February
     assert id_check("11010519491231002") == "X"
-    body = "91310115MA1H7" + "0000"
+    body = "91310115MA1H7000" + org_code_check("MA1H7000")
+    assert body[-1] == "2"  # 22·3+10·7+1·9+17·10+7·5 = 350; 11 - 350 % 11 = 2
     code = body + uscc_check(body)
     assert valid_uscc(code)
     assert not valid_uscc(code[:-1] + ("0" if code[-1] != "0" else "1"))
     assert not valid_uscc("91310115MA1H7I000X")  # I is not in the alphabet
+    # the organisation code inside (positions 9-17) carries its own GB 11714 check: letters count A=10 … Z=35
+    assert org_code_check("MA1K4B2C") == "X"  # 22·3+10·7+1·9+20·10+4·5+11·8+2·4+12·2 = 485; 11 - 485 % 11 = 10 → X
+    body = "91310115" + "MA1K4B2C" + "0"
+    assert not valid_uscc(body + uscc_check(body))  # right mod-31 character, wrong organisation-code check
 
 
 def test_generated_data_is_large_valid_and_reproducible():
@@ -111,6 +117,9 @@ def test_every_answer_matches_the_declared_output_schema(exchange):
               "premises": {"uscc": ent["uscc"]}}
     inputs["licence"] = {"licence_no": dataset().licences_by_holder[ent["uscc"]][0]}
     inputs["property"] = {"cert_no": q(exchange, "premises", inputs["premises"]).json()["data"]["cert_no"]}
+    inputs["tobacco_layout"] = {"address": ent["address"]}
+    inputs["push_registration"] = {"department": "税务", "uscc": ent["uscc"], "enterprise_name": ent["enterprise_name"],
+                                   "items": "税务登记"}
     for name, (title, ins, outs) in OPERATIONS.items():
         data = q(exchange, name, inputs[name]).json()["data"]
         assert check_output(Operation(name, title, ins, outs), data) is data

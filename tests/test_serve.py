@@ -22,6 +22,18 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+def _library_keys() -> dict[str, list[str]]:
+    """The process keys each library folder would deploy (empty list: the folder has problems)."""
+    from cli.demo import library_folders
+    from engine import definitions
+
+    keys = {}
+    for folder in library_folders():
+        found, problems = definitions.check(definitions.read_paths([folder]))
+        keys[folder.name] = found if not problems else []
+    return keys
+
+
 def test_serve_demo_runs_web_worker_and_exchange(tmp_path):
     port, xport = _free_port(), _free_port()
     env = {**os.environ, "TONGBAN_HOME": str(tmp_path), "TONGBAN_SECRET_FILE": str(tmp_path / "secret"),
@@ -54,7 +66,7 @@ def test_serve_demo_runs_web_worker_and_exchange(tmp_path):
             csrf = re.search(r'name="csrf-token" content="([^"]+)"', web.get("/").text).group(1)
             started = web.post("/api/v1/instances", headers={"X-CSRF-Token": csrf}, json={
                 "process_key": "pull_enterprise",
-                "data": {"uscc": "91310104T3W7QWTK6M", "applicant_name": "姚萱"}})
+                "data": {"uscc": "91310104T3W7QWTK4F", "applicant_name": "姚萱"}})
             assert started.status_code in (200, 201), started.text
             iid = started.json()["instance_id"]
             # the pull goes to the exchange over HTTP; then the task appears in the inbox
@@ -69,6 +81,13 @@ def test_serve_demo_runs_web_worker_and_exchange(tmp_path):
             pulled = {p["field"]: p for p in detail["pulled"]}
             assert pulled["enterprise_name"]["value"] == "上海外滩便利店有限公司"
             assert pulled["enterprise_name"]["source"]
+            # the process library: every folder of processes/ with a .bpmn is deployed by --demo
+            library = _library_keys()
+            if library:
+                deployed = {d["key"] for d in web.get("/api/v1/definitions").json()}
+                for folder, keys in library.items():
+                    assert keys and set(keys) <= deployed, (folder, keys, out)
+                assert "NOT DEPLOYED" not in out, out
         health = httpx.get(f"http://127.0.0.1:{xport}/api/v1/health", headers={"X-API-Key": "demo-exchange-key"})
         assert health.status_code == 200 and health.headers.get("X-Request-Id")
     finally:

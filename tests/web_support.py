@@ -24,10 +24,11 @@ CHROMIUM = os.environ.get("TONGBAN_CHROMIUM", "/usr/bin/chromium")
 
 @pytest.fixture
 def demo_engine(db_url, clock):
-    """Engine with the demo departments, groups, users (password DEMO_PASSWORD) and example processes."""
+    """Engine with the demo departments, groups, users (password DEMO_PASSWORD) and example processes
+    (not the process library: a library test deploys its own folder of processes/)."""
     eng = Engine(db_url, clock=clock, script_timeout=1.0)
     eng.upgrade()
-    seed(eng)
+    seed(eng, library=False)
     yield eng
     eng.db.dispose()
 

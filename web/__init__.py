@@ -36,12 +36,12 @@ def create_app(engine: Engine | None = None, config: dict | None = None) -> Flas
         engine.upgrade()
     app.extensions["tongban"] = engine
 
-    from . import admin, api, auth, designer, errors, i18n, inbox, monitor, vendor
+    from . import admin, api, auth, designer, errors, i18n, inbox, licences, monitor, vendor
 
     i18n.init_app(app)
     auth.init_app(app)
     errors.init_app(app)
-    for module in (auth, inbox, designer, monitor, admin, api, vendor):
+    for module in (auth, inbox, designer, monitor, admin, api, vendor, licences):
         app.register_blueprint(module.bp)
     return app
 

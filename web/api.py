@@ -23,6 +23,7 @@ from engine.masking import mask_data
 
 from .auth import has_role
 from .errors import error_response
+from .licences import render_pdf, verify_url, visible_licence
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 
@@ -45,7 +46,7 @@ def me() -> str:
 # ---- authentication, roles --------------------------------------------------------------
 @bp.before_request
 def _authenticate():
-    if request.endpoint in ("api.openapi",):
+    if request.endpoint in ("api.openapi", "api.verify_licence"):  # public: the QR code of a printed licence
         return None
     if not g.get("user"):
         header = request.headers.get("Authorization", "")
@@ -816,3 +817,36 @@ def resume_instance(instance_id: int):
 @bp.post("/instances/<int:instance_id>/terminate")
 def terminate_instance(instance_id: int):
     return jsonify(engine().terminate(instance_id, me(), _reason(True)))
+
+
+# ---- electronic licences (docs/licences.md) -----------------------------------------------
+@bp.get("/licences")
+def licences():
+    errors: dict[str, str] = {}
+    instance_id = query_int("instance_id", 0, 1, MAX_ID, errors) or None
+    limit = query_int("limit", 200, 1, MAX_LIMIT, errors)
+    _check(errors)
+    if instance_id is not None:
+        _may_see_instance(instance_id)
+    user = None if reads_everything() else me()
+    return jsonify(engine().licences(instance_id=instance_id, holder_code=request.args.get("holder_code") or None,
+                                     user=user, limit=limit))
+
+
+@bp.get("/licences/<licence_no>")
+def licence(licence_no: str):
+    lic = visible_licence(licence_no)
+    return jsonify({**lic, "verify_url": verify_url(lic)})
+
+
+@bp.get("/licences/<licence_no>/pdf")
+def licence_pdf(licence_no: str):
+    lic = visible_licence(licence_no)
+    response = current_app.response_class(render_pdf(lic, verify_url(lic)), mimetype="application/pdf")
+    response.headers["Content-Disposition"] = f'inline; filename="{lic["licence_no"]}.pdf"'
+    return response
+
+
+@bp.get("/verify/<licence_no>")
+def verify_licence(licence_no: str):
+    return jsonify(engine().verify_licence(licence_no, request.args.get("c")))

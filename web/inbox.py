@@ -540,16 +540,62 @@ def _typed(text: str):
     return value if isinstance(value, int | float | bool) else text
 
 
+def _start_fields(key: str) -> list[dict]:
+    try:
+        return engine().start_fields(key) if key else []
+    except NotFound:
+        return []
+
+
+def _start_with_form(definitions: list[dict], key: str, fields: list[dict]):
+    """The 一表申请 page of a process whose start event declares a form: its own fields,
+    validated on the server, each message next to its field."""
+    errors: dict[str, str] = {}
+    if request.method == "GET":
+        values = forms.with_defaults(fields, {})
+        business_key = _new_business_key()
+    else:
+        business_key = request.form.get("business_key", "").strip() or _new_business_key()
+        values = {}
+        for f in fields:
+            if f.get("readonly") or (f["type"] != "boolean" and f["id"] not in request.form):
+                continue
+            values[f["id"]] = ("true" if request.form.get(f["id"]) else "false") if f["type"] == "boolean" \
+                else request.form.get(f["id"], "").strip()
+        try:
+            clean = forms.validate(fields, values)
+        except Invalid as exc:
+            errors.update(exc.fields or {"_form": str(exc)})
+        else:
+            try:
+                started = engine().start(key, clean, business_key=business_key, actor=_me())
+            except Invalid as exc:
+                errors.update(exc.fields or {"_form": str(exc)})
+            except EngineError as exc:
+                errors["_form"] = _("受理失败：%(msg)s", msg=str(exc))
+            else:
+                flash(_("已受理，受理编号 %(key)s。", key=business_key), "success")
+                return redirect(url_for("inbox.instance", instance_id=started["instance_id"]))
+    definition = next((d for d in definitions if d["key"] == key), {"key": key, "name": key})
+    return render_template("start_form.html", definition=definition, fields=fields, values=values,
+                           errors=errors, business_key=business_key), (400 if errors else 200)
+
+
 @bp.route("/start", methods=["GET", "POST"])
 @login_required
 def start():
     if not has_role("clerk"):
         abort(403, description=_("只有窗口人员可以受理申请。"))
     definitions = _latest_definitions()
+    chosen = request.args.get("process", "") if request.method == "GET" else request.form.get("process", "")
+    fields = _start_fields(chosen) if chosen in {d["key"] for d in definitions} else []
+    if fields and (request.method == "GET" or request.form.get("form") == "start"):
+        return _start_with_form(definitions, chosen, fields)
     if request.method == "GET":
         values = {"process": request.args.get("process", ""), "business_key": _new_business_key()}
+        with_forms = [d for d in definitions if _start_fields(d["key"])]
         return render_template("start.html", definitions=definitions, values=values, errors={},
-                               pairs=[("", "")] * 3)
+                               pairs=[("", "")] * 3, with_forms=with_forms)
     values = _start_values()
     pairs = _extra_pairs()
     errors: dict[str, str] = {}
@@ -585,6 +631,9 @@ def start():
             data["phone"] = values["phone"]
         try:
             started = engine().start(values["process"], data, business_key=values["business_key"], actor=_me())
+        except Invalid as exc:
+            detail = "；".join(f"{k}: {v}" for k, v in (exc.fields or {}).items())
+            errors["_form"] = _("受理失败：%(msg)s", msg=f"{exc} {detail}".strip())
         except EngineError as exc:
             errors["_form"] = _("受理失败：%(msg)s", msg=str(exc))
         else:
@@ -592,7 +641,7 @@ def start():
             return redirect(url_for("inbox.instance", instance_id=started["instance_id"]))
     shown_pairs = pairs + [("", "")] * max(3 - len(pairs), 1)
     return render_template("start.html", definitions=definitions, values=values, errors=errors,
-                           pairs=shown_pairs), 400
+                           pairs=shown_pairs, with_forms=[]), 400
 
 
 from . import approval_views  # noqa: E402,F401 - registers the approval routes on this blueprint

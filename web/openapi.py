@@ -557,6 +557,57 @@ def _approval_paths() -> dict:
     }
 
 
+# ---- electronic licences (docs/licences.md) ------------------------------------------------------
+DATE = {"type": "string", "format": "date"}
+NDATE = {"type": "string", "format": "date", "nullable": True}
+SCHEMAS.update({
+    "Licence": _obj({
+        "licence_no": S, "licence_id": {"type": "string", "description": "证照标识: typeCode.issuerCode.licence_no"},
+        "name": S, "type_code": S, "holder": S, "holder_code": S, "holder_code_type": S, "issuer": S,
+        "issuer_code": S, "jurisdiction": S, "address": NS, "items": STRS, "issued_on": DATE, "valid_from": DATE,
+        "valid_to": {**NDATE, "description": "null: 长期"},
+        "status": {"type": "string", "enum": ["valid", "revoked"]}, "issued_at": DT, "revoked_at": NDT,
+        "revoke_reason": NS, "verify_code": S, "instance_id": I, "task_ref": S,
+        "verify_url": {"type": "string", "description": "the public verification address (the QR code's)"},
+    }, ["licence_no", "licence_id", "name", "holder", "holder_code", "issuer", "items", "issued_on", "valid_to",
+        "status", "verify_code", "instance_id", "task_ref"], description="an electronic licence (电子证照)"),
+    "LicencePublic": _obj({
+        "licence_no": S, "name": S, "holder": S, "holder_code": S, "issuer": S, "items": STRS, "issued_on": DATE,
+        "valid_from": DATE, "valid_to": NDATE, "status": {"type": "string", "enum": ["valid", "revoked"]},
+        "revoked_at": NDT, "revoked_on": NDATE,
+    }, ["licence_no", "name", "holder", "holder_code", "issuer", "items", "valid_to", "status"],
+        description="what the public verification shows of a licence"),
+})
+LICENCE_NO = {"name": "licence_no", "in": "path", "required": True, "description": "the licence number",
+              "schema": {"type": "string", "pattern": "^[A-Za-z0-9]{1,40}$"}, "example": "ZH3101152026000001"}
+
+
+def _licence_paths() -> dict:
+    return {
+        "/licences": {"get": _op(
+            "Licences issued by the caller's visible cases (all of them for monitors and admins), newest first",
+            "licences", {"200": _ok(_list(_ref("Licence")))}, errors=[400, 403, 404],
+            params=[_q("instance_id", ID, "only the licences of this case"),
+                    _q("holder_code", S, "only the licences of this holder (e.g. a unified social credit code)"),
+                    _q("limit", {"type": "integer", "minimum": 1, "maximum": 500, "default": 200}, "how many")],
+            op_id="listLicences")},
+        "/licences/{licence_no}": {"get": _op(
+            "One licence with its verification code and address (who may see its case)", "licences",
+            {"200": _ok(_ref("Licence"))}, errors=[403, 404], params=[LICENCE_NO], op_id="getLicence")},
+        "/licences/{licence_no}/pdf": {"get": _op(
+            "The printable licence (A4 PDF with a QR code of the verification address)", "licences",
+            {"200": {"description": "the PDF", "content": {"application/pdf": {
+                "schema": {"type": "string", "format": "binary"}}}}},
+            errors=[403, 404], params=[LICENCE_NO], op_id="getLicencePdf")},
+        "/verify/{licence_no}": {"get": _op(
+            "Public verification (no credentials): the licence's public face when the code matches; 404 for an "
+            "unknown number and a wrong code alike", "licences", {"200": _ok(_ref("LicencePublic"))},
+            errors=[404], params=[LICENCE_NO, {**_q("c", S, "the verification code printed with the QR code"),
+                                                "required": True}],
+            public=True, op_id="verifyLicence")},
+    }
+
+
 def document() -> dict:
     return deepcopy({
         "openapi": "3.0.3",
@@ -577,5 +628,5 @@ def document() -> dict:
             },
             "schemas": SCHEMAS,
         },
-        "paths": {**_paths(), **_approval_paths()},
+        "paths": {**_paths(), **_approval_paths(), **_licence_paths()},
     })

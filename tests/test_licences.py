@@ -326,6 +326,28 @@ def test_the_pdf_carries_the_record_and_a_qr_code_of_the_verification_address(sh
     assert b"/Title" in pdf
 
 
+def test_the_printed_qr_code_scans_to_the_verification_page(shop_case, client_for, app):
+    """Render the PDF as a printer would, read the QR code from the pixels, follow it without signing in."""
+    import cv2  # dev dependencies (pyproject): opencv-python-headless, pypdfium2
+    import numpy
+    import pypdfium2 as pdfium
+
+    _iid, data = shop_case
+    no, code = data["licence_no"], data["licence_verify_code"]
+    pdf = client_for("approver").get(f"{API}/licences/{no}/pdf").data
+    doc = pdfium.PdfDocument(pdf)
+    try:
+        image = numpy.array(doc[0].render(scale=2).to_pil().convert("L"))
+    finally:
+        doc.close()
+    scanned, _points, _ = cv2.QRCodeDetector().detectAndDecode(image)
+    assert scanned == f"http://localhost/verify/{no}?c={code}"
+    page = app.test_client().get(scanned.removeprefix("http://localhost"))
+    assert page.status_code == 200
+    html = page.get_data(as_text=True)
+    assert no in html and SHOP["enterprise_name"] in html and "有效" in html
+
+
 def test_the_verify_page_is_public_and_shows_only_the_licences_public_face(shop_case, app, demo_engine):
     iid, data = shop_case
     no, code = data["licence_no"], data["licence_verify_code"]

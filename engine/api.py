@@ -377,14 +377,24 @@ class Engine(SlaMixin, ApprovalMixin, LicenceMixin):
                 "opinion": h.opinion, "completed_at": _iso(h.completed_at), "definition_id": row.definition_id,
                 "instance": {"id": row.id, "status": row.status, "business_key": row.business_key,
                              "started_by": row.started_by, "started_at": _iso(row.started_at)},
-                "data": row.data or {},
                 "sensitive": sorted(f["id"] for f in entry.get("form_fields") or [] if f.get("sensitive")),
             })
-            out.update(self._pulled_view(s, h, row, manifest, user))
+            out.update(self._pulled_view(s, h, row, manifest, user, self._task_view_data(s, h, row)))
             return out
 
-    def _pulled_view(self, s, h: HumanTask, row: Instance, manifest: dict, user: str | None) -> dict:
-        """Pulled data of a task with provenance; sensitive values masked unless the viewer may see them."""
+    def _task_view_data(self, s, h: HumanTask, row: Instance) -> dict:
+        """An open task shows the data of its own branch; a finished one the instance's data."""
+        if h.status in ("open", "waiting", "supplement") and row.status in ("running", "suspended") and row.state:
+            data = self.runtime.branch_data(s, row, h.spiff_task_id)
+            if data is not None:
+                return data
+        return row.data or {}
+
+    def _pulled_view(self, s, h: HumanTask, row: Instance, manifest: dict, user: str | None,
+                     base: dict | None = None) -> dict:
+        """Pulled data of a task with provenance; sensitive values masked unless the viewer may see them.
+        ``base``: the data the task sees (its branch's), else the instance's."""
+        base = (row.data or {}) if base is None else base
         groups = directory.groups_of(s, user) if user else set()
         u = s.scalars(select(User).where(User.name == user)).first() if user else None
         roles = set(u.roles or []) if u is not None else set()
@@ -398,7 +408,7 @@ class Engine(SlaMixin, ApprovalMixin, LicenceMixin):
                 for o in p.get("outputs") or []:
                     declared[o["as"]] = (o, op_fields, entry.get("id"), p)
         values = pulls.pulled_values(s, h.id)
-        data = {**(row.data or {}), **values}
+        data = {**base, **values}
         sensitive = set()
         for name, (o, op_fields, _, _) in declared.items():
             kind = pulls.sensitive_kind(o, op_fields)
@@ -417,7 +427,7 @@ class Engine(SlaMixin, ApprovalMixin, LicenceMixin):
                 o, op_fields, _, p = declared.get(name, ({"name": name, "as": name}, {}, None, {}))
                 kind = pulls.sensitive_kind(o, op_fields)
                 full = not kind or pulls.may_see_full(o, groups, roles)
-                value = values.get(name, (row.data or {}).get(name))
+                value = values.get(name, base.get(name))
                 pulled.append({
                     "field": name, "title": (op_fields.get(o["name"]) or {}).get("title") or name,
                     "value": value if full else pulls.mask(value, kind), "masked": not full and value is not None,

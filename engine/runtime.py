@@ -120,6 +120,21 @@ class Runtime:
             wf = load_state(row.state, spec, subs, self._script_engine)
         return row, wf, manifest
 
+    def branch_data(self, session: Session, row: Instance, spiff_task_id: str) -> dict | None:
+        """The data an open task sees on its own branch (in parallel branches the instance's data is
+        the branch completed last, which may not be this task's). Read only: the workflow goes back
+        to the hot cache unchanged (a writer that took a newer version keeps its own)."""
+        spec, subs, _manifest = self.specs.get(session, row.definition_id)
+        pulls.park_services(spec, subs)
+        wf = self.hot.take(row.id, row.version)
+        if wf is None:
+            wf = load_state(row.state, spec, subs, self._script_engine)
+        try:
+            task = _find_task(wf, spiff_task_id)
+            return to_jsonable(task.data) if task is not None else None
+        finally:
+            self.hot.put(row.id, row.version, wf)
+
     def _steps(self, wf: BpmnWorkflow, action) -> None:
         with clock_mod.using(self.clock):
             try:

@@ -76,6 +76,41 @@ def configure_exchange(engine, exchange, **extra):
     engine.set_connector_config("exchange", config, {"api_key": API_KEY}, actor="admin")
 
 
+class ApiCaller:
+    """REST calls as one user with a bearer token: ``caller.post("/instances", json=...)``
+    (paths under /api/v1)."""
+
+    def __init__(self, app, engine, name: str):
+        self.client = app.test_client()
+        secret = engine.issue_token(name, f"test {name}", actor="admin")["token"]
+        self.headers = {"Authorization": f"Bearer {secret}"}
+
+    def __getattr__(self, method):
+        def call(path, **kw):
+            kw["headers"] = {**self.headers, **kw.get("headers", {})}
+            return getattr(self.client, method)("/api/v1" + path, **kw)
+
+        return call
+
+
+class LibraryCase:
+    """A library process deployed on the demo engine, its exchange connector on the real demo
+    exchange; ``api(user)`` gives that user's REST caller (one per user)."""
+
+    def __init__(self, engine, exchange, app, folder):
+        configure_exchange(engine, exchange)
+        engine.deploy_paths([folder], actor="designer")
+        self.engine, self.ex, self._app, self._callers = engine, exchange, app, {}
+
+    def api(self, name: str) -> ApiCaller:
+        if name not in self._callers:
+            self._callers[name] = ApiCaller(self._app, self.engine, name)
+        return self._callers[name]
+
+    def close(self):
+        self.engine.connector_pool.close()
+
+
 @pytest.fixture
 def xengine(engine, exchange):
     configure_exchange(engine, exchange)

@@ -18,7 +18,7 @@ import httpx
 import pytest
 
 from connectors.exchange_data import KINDS, uscc_check
-from tests.exchange_fixtures import API_KEY, configure_exchange, dataset
+from tests.exchange_fixtures import API_KEY, LibraryCase, dataset
 from tests.exchange_fixtures import exchange as exchange  # noqa: F401 - fixture
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -42,36 +42,9 @@ def at(y, m, d, h=9):
 
 @pytest.fixture
 def dn(demo_engine, exchange, app):
-    configure_exchange(demo_engine, exchange)
-    demo_engine.deploy_paths([ROOT / "processes" / "dual_notice"], actor="designer")
-
-    class Caller:
-        def __init__(self, name):
-            self.client = app.test_client()
-            secret = demo_engine.issue_token(name, f"test {name}", actor="admin")["token"]
-            self.headers = {"Authorization": f"Bearer {secret}"}
-
-        def __getattr__(self, method):
-            def call(path, **kw):
-                kw["headers"] = {**self.headers, **kw.get("headers", {})}
-                return getattr(self.client, method)(API + path, **kw)
-
-            return call
-
-    callers: dict[str, Caller] = {}
-
-    class Dn:
-        engine = demo_engine
-        ex = exchange
-
-        @staticmethod
-        def api(name):
-            if name not in callers:
-                callers[name] = Caller(name)
-            return callers[name]
-
-    yield Dn
-    demo_engine.connector_pool.close()
+    case = LibraryCase(demo_engine, exchange, app, ROOT / "processes" / "dual_notice")
+    yield case
+    case.close()
 
 
 def enterprises(scope_has=(), scope_lacks=(), n=3):

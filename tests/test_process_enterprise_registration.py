@@ -16,7 +16,7 @@ import httpx
 import pytest
 
 from connectors.exchange_data import USCC_ALPHABET, uscc_check, valid_uscc
-from tests.exchange_fixtures import API_KEY, configure_exchange, dataset
+from tests.exchange_fixtures import API_KEY, LibraryCase, dataset
 from tests.exchange_fixtures import exchange as exchange  # noqa: F401 - fixture
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -35,36 +35,9 @@ def at(y, m, d, h=9):
 def reg(demo_engine, exchange, app):
     """The demo engine with the registration process deployed and its exchange connector on the
     real demo exchange; ``reg.api(user)`` is a REST caller with that user's bearer token."""
-    configure_exchange(demo_engine, exchange)
-    demo_engine.deploy_paths([ROOT / "processes" / "enterprise_registration"], actor="designer")
-
-    class Caller:
-        def __init__(self, name):
-            self.client = app.test_client()
-            secret = demo_engine.issue_token(name, f"test {name}", actor="admin")["token"]
-            self.headers = {"Authorization": f"Bearer {secret}"}
-
-        def __getattr__(self, method):
-            def call(path, **kw):
-                kw["headers"] = {**self.headers, **kw.get("headers", {})}
-                return getattr(self.client, method)(API + path, **kw)
-
-            return call
-
-    callers: dict[str, Caller] = {}
-
-    class Reg:
-        engine = demo_engine
-        ex = exchange
-
-        @staticmethod
-        def api(name):
-            if name not in callers:
-                callers[name] = Caller(name)
-            return callers[name]
-
-    yield Reg
-    demo_engine.connector_pool.close()
+    case = LibraryCase(demo_engine, exchange, app, ROOT / "processes" / "enterprise_registration")
+    yield case
+    case.close()
 
 
 def good_people(n=3):

@@ -196,13 +196,16 @@ B = {"type": "boolean"}
 # operation name → (title, input schema, output schema); outputs always carry "found"
 OPERATIONS: dict[str, tuple[str, dict, dict]] = {
     "enterprise": ("企业登记信息（营业执照）", _obj({"uscc": S}, ["uscc"]), _obj({
-        "found": B, "uscc": S, "enterprise_name": {**S, "title": "企业名称"}, "entity_type": S,
+        "found": B, "uscc": {**S, "title": "统一社会信用代码"}, "enterprise_name": {**S, "title": "企业名称"},
+        "entity_type": {**S, "title": "企业类型"},
         "legal_rep": {**S, "title": "法定代表人"}, "legal_rep_id": {**S, "title": "法定代表人身份证号", "sensitive": "id"},
-        "registered_capital": S, "established_on": S, "address": {**S, "title": "住所"},
-        "business_scope": {**S, "title": "经营范围"}, "registration_authority": S, "status": {**S, "title": "登记状态"},
+        "registered_capital": {**S, "title": "注册资本"}, "established_on": {**S, "title": "成立日期"},
+        "address": {**S, "title": "住所"}, "business_scope": {**S, "title": "经营范围"},
+        "registration_authority": {**S, "title": "登记机关"}, "status": {**S, "title": "登记状态"},
     }, ["found"])),
     "identity": ("身份核验（人口库）", _obj({"id_number": S, "name": S}, ["id_number", "name"]), _obj({
-        "found": B, "id_valid": B, "name_match": B, "gender": S, "birth_date": S,
+        "found": B, "id_valid": {**B, "title": "身份证号码有效"}, "name_match": {**B, "title": "姓名与身份证号一致"},
+        "gender": {**S, "title": "性别"}, "birth_date": {**S, "title": "出生日期"},
         "address": {**S, "title": "户籍地址", "sensitive": "other"},
         "phone": {**S, "title": "手机号", "sensitive": "phone"},
     }, ["found", "name_match"])),
@@ -215,17 +218,18 @@ OPERATIONS: dict[str, tuple[str, dict, dict]] = {
         "valid_from": S, "valid_to": S, "licence_status": S,
     }, ["found"])),
     "credit": ("严重失信主体名单", _obj({"subject_code": S}, ["subject_code"]), _obj({
-        "found": B, "blacklisted": {**B, "title": "是否严重失信"}, "blacklist_reason": S, "listed_on": S,
-        "list_authority": S,
+        "found": B, "blacklisted": {**B, "title": "是否严重失信"}, "blacklist_reason": {**S, "title": "失信原因"},
+        "listed_on": {**S, "title": "列入日期"}, "list_authority": {**S, "title": "列入机关"},
     }, ["found", "blacklisted"])),
     "property": ("不动产登记", _obj({"cert_no": S}, ["cert_no"]), _obj({
         "found": B, "cert_no": S, "owner": S, "owner_code": {**S, "sensitive": "id"}, "property_address": S,
         "area_m2": {"type": "number"}, "property_use": S, "registered_on": S,
     }, ["found"])),
     "premises": ("经营场所（产权或租赁备案）", _obj({"uscc": S}, ["uscc"]), _obj({
-        "found": B, "premises_kind": S, "premises_address": {**S, "title": "经营场所"},
-        "premises_area_m2": {"type": "number", "title": "面积（平方米）"}, "cert_no": S, "lease_filing_no": S,
-        "lease_end": S,
+        "found": B, "premises_address": {**S, "title": "经营场所"},
+        "premises_kind": {**S, "title": "场所性质（自有/租赁）"},
+        "premises_area_m2": {"type": "number", "title": "面积（平方米）"}, "cert_no": {**S, "title": "不动产权证号"},
+        "lease_filing_no": {**S, "title": "租赁备案号"}, "lease_end": {**S, "title": "租赁到期日"},
     }, ["found"])),
     "tobacco_layout": ("烟草零售点布局（烟草专卖局）", _obj({"address": {**S, "title": "经营场所地址"}}, ["address"]), _obj({
         "found": B, "nearest_retailer_m": {"type": "number", "title": "与最近零售点的距离（米）"},

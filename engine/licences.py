@@ -32,7 +32,7 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
 from . import audit, scripts
-from .bpmn_xml import TB_NS
+from .bpmn_xml import BPMN_NS, TB_NS
 from .errors import Invalid, NotFound, ScriptError
 from .models import Licence
 
@@ -107,12 +107,21 @@ def from_params(params: dict) -> dict:
 
 
 class _ServiceTaskParser(ServiceTaskParser):
-    """A service task with ``tb:licence`` needs no ``spiffworkflow:serviceTaskOperator``: the
-    declaration becomes the operation (never called: the engine parks service tasks for a job)."""
+    """A service task with ``tb:licence`` or with a ``tb:data`` pull needs no
+    ``spiffworkflow:serviceTaskOperator``: the declaration becomes the operation (never called by
+    SpiffWorkflow: the engine parks service tasks for a job)."""
 
     def create_task(self):
         decl = declaration(self.node)
         if decl is None:
+            pull = self.node.find(f"{{{BPMN_NS}}}extensionElements/{{{TB_NS}}}data")
+            if pull is not None and pull.get("connector") and pull.get("operation") \
+                    and self.parse_extensions().get("serviceTaskOperator") is None:
+                inputs = {i.get("name"): {"type": "str", "value": i.get("expr") or i.get("name")}
+                          for i in pull.findall(f"{{{TB_NS}}}input") if i.get("name")}
+                return self.spec_class(self.spec, self.bpmn_id,
+                                       operation_name=f"{pull.get('connector')}.{pull.get('operation')}",
+                                       operation_params=inputs, result_variable=None, **self.bpmn_attributes)
             return super().create_task()
         found = problems(decl)
         if self.parse_extensions().get("serviceTaskOperator") is not None:

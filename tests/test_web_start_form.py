@@ -77,3 +77,50 @@ def test_api_start_applies_defaults_of_skipped_questions(demo_engine, client_for
     bad = c.post("/api/v1/instances", json={"process_key": "shop_form", "data": {"uscc": USCC, "channel": "fax"}},
                  headers={"X-CSRF-Token": c.csrf})
     assert bad.status_code in (400, 422) and "channel" in bad.get_json()["fields"]
+
+
+SERVICE_PULL = """<?xml version="1.0" encoding="UTF-8"?>
+<bpmn:definitions xmlns:bpmn="http://www.omg.org/spec/BPMN/20100524/MODEL"
+    xmlns:camunda="http://camunda.org/schema/1.0/bpmn" xmlns:tb="urn:tongban:bpmn:1" id="d" targetNamespace="t">
+  <bpmn:process id="shop_lookup" name="开店核验" isExecutable="true">
+    <bpmn:extensionElements><tb:applicant fields="uscc"/></bpmn:extensionElements>
+    <bpmn:startEvent id="apply">
+      <bpmn:extensionElements><camunda:formData>
+        <camunda:formField id="uscc" label="申请人信用代码" type="string">
+          <camunda:validation><camunda:constraint name="required"/></camunda:validation></camunda:formField>
+      </camunda:formData></bpmn:extensionElements>
+      <bpmn:outgoing>f1</bpmn:outgoing>
+    </bpmn:startEvent>
+    <bpmn:serviceTask id="lookup">
+      <bpmn:extensionElements>
+        <tb:data connector="exchange" operation="enterprise" purpose="核验" basis="条例">
+          <tb:input name="uscc" expr="uscc"/>
+          <tb:output name="registration_authority"/>
+          <tb:output name="status" as="enterprise_status"/>
+        </tb:data>
+      </bpmn:extensionElements>
+      <bpmn:incoming>f1</bpmn:incoming><bpmn:outgoing>f2</bpmn:outgoing>
+    </bpmn:serviceTask>
+    <bpmn:userTask id="accept" name="受理" tb:candidateGroups="window"><bpmn:incoming>f2</bpmn:incoming>
+      <bpmn:outgoing>f3</bpmn:outgoing></bpmn:userTask>
+    <bpmn:endEvent id="end"><bpmn:incoming>f3</bpmn:incoming></bpmn:endEvent>
+    <bpmn:sequenceFlow id="f1" sourceRef="apply" targetRef="lookup"/>
+    <bpmn:sequenceFlow id="f2" sourceRef="lookup" targetRef="accept"/>
+    <bpmn:sequenceFlow id="f3" sourceRef="accept" targetRef="end"/>
+  </bpmn:process>
+</bpmn:definitions>
+"""
+
+
+def test_task_page_names_data_by_form_labels_and_connector_titles(demo_engine, client_for):
+    from tests.exchange_fixtures import dataset
+
+    demo_engine.deploy({"shop_lookup.bpmn": SERVICE_PULL.encode()})
+    uscc = next(iter(dataset().enterprises))
+    iid = demo_engine.start("shop_lookup", {"uscc": uscc}, actor="window_clerk")["instance_id"]
+    demo_engine.run_due_jobs()
+    task = next(t for t in demo_engine.tasks(instance_id=iid) if t["bpmn_id"] == "accept")
+    html = client_for("window_clerk").get(f"/tasks/{task['id']}").get_data(as_text=True)
+    assert '<dt title="uscc">申请人信用代码</dt>' in html  # the start form's label
+    assert '<dt title="registration_authority">登记机关</dt>' in html  # the exchange's title of the field
+    assert '<dt title="enterprise_status">登记状态</dt>' in html  # renamed with as=, titled by its source field

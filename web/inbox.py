@@ -130,12 +130,27 @@ BASE_LABELS = {"applicant_name": _l("申请人姓名"), "id_number": _l("身份�
 
 
 def _labels(definition: dict) -> dict[str, str]:
-    """Field labels of the process's forms, for showing data with names people read."""
+    """Names people read for the data keys: the labels of the process's forms (the start form
+    and the tasks'), else the titles the connector gives the pulled fields."""
     out = {k: str(v) for k, v in BASE_LABELS.items()}
-    for entry in (definition.get("manifest") or {}).get("tasks", {}).values():
-        for f in entry.get("form_fields") or []:
-            if f.get("label") and f["label"] != f["id"]:
-                out.setdefault(f["id"], f["label"])
+    manifest = definition.get("manifest") or {}
+    fields = [*_start_fields(definition.get("key") or "")]
+    for entry in manifest.get("tasks", {}).values():
+        fields += entry.get("form_fields") or []
+    for f in fields:
+        if f.get("label") and f["label"] != f["id"]:
+            out.setdefault(f["id"], f["label"])
+    registry = engine().connector_registry
+    for entry in [*manifest.get("tasks", {}).values(), *manifest.get("services", {}).values()]:
+        for pull in entry.get("pulls") or []:
+            try:
+                op_fields = registry.unconfigured(pull["connector"]).operation(pull["operation"]).fields
+            except Exception:  # noqa: BLE001 - a connector configured only in the database: no titles
+                continue
+            for o in pull.get("outputs") or []:
+                title = (op_fields.get(o["name"]) or {}).get("title")
+                if title:
+                    out.setdefault(o["as"], title)
     return out
 
 

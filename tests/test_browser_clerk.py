@@ -135,6 +135,7 @@ def test_market_clerk_decides_and_a_process_without_di_is_laid_out(live_server, 
     demo_engine.complete(accept["id"], "window_clerk", {"shop_name": "新苑小餐馆", "business_type": "restaurant",
                                                          "floor_area": 45})
     review = demo_engine.tasks(instance_id=started["instance_id"])[0]
+    page.goto("about:blank")  # no request of the old session still in flight
     page.context.clear_cookies()
     browser_login(page, live_server, "market_clerk")
     page.goto(f"{live_server}/tasks/{review['id']}")

@@ -76,6 +76,7 @@ def test_clerk_requests_an_extension_and_the_leader_approves(scenario, live_serv
     assert "延期申请已提交" in page.inner_text("main")
     [ext] = demo_engine.extensions()
 
+    page.goto("about:blank")  # no request of the old session still in flight
     page.context.clear_cookies()
     browser_login(page, live_server, "leader")
     page.click("#nav-extensions")

@@ -104,9 +104,13 @@ def browser_login(page, base_url: str, name: str, password: str = DEMO_PASSWORD)
     page.goto(f"{base_url}/login")
     page.fill("input[name=username]", name)
     page.fill("input[name=password]", password)
-    with page.expect_navigation(timeout=60000):
+    with page.expect_navigation(timeout=60000) as nav:
         page.click("button[type=submit]")
-    assert "/login" not in page.url, f"sign-in of {name} failed: {page.url}"
+    if "/login" in page.url:  # say why: the status and the page's own message
+        response = nav.value
+        message = page.locator(".error, [role=alert], h1").all_inner_texts()
+        raise AssertionError(f"sign-in of {name} failed: {page.url} "
+                             f"{response.status if response else '-'} {message}")
 
 
 def shot(page, name: str) -> Path:

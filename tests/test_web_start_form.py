@@ -124,3 +124,20 @@ def test_task_page_names_data_by_form_labels_and_connector_titles(demo_engine, c
     assert '<dt title="uscc">申请人信用代码</dt>' in html  # the start form's label
     assert '<dt title="registration_authority">登记机关</dt>' in html  # the exchange's title of the field
     assert '<dt title="enterprise_status">登记状态</dt>' in html  # renamed with as=, titled by its source field
+
+
+def test_a_refused_form_keeps_each_box_as_it_was_ticked(demo_engine, client_for):
+    import re
+
+    demo_engine.deploy({"shop_form.bpmn": APPLY.encode()})
+    c = client_for("window_clerk")
+
+    def box(html):
+        tag = re.search(r'<input type="checkbox" name="sells_tobacco"[^>]*>', html).group(0)
+        return " checked" in tag
+
+    unticked = c.post("/start", data={"csrf_token": c.csrf, "process": "shop_form", "form": "start", "uscc": "bad"})
+    assert unticked.status_code == 400 and box(unticked.get_data(as_text=True)) is False
+    ticked = c.post("/start", data={"csrf_token": c.csrf, "process": "shop_form", "form": "start", "uscc": "bad",
+                                    "sells_tobacco": "true"})
+    assert ticked.status_code == 400 and box(ticked.get_data(as_text=True)) is True

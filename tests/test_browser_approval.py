@@ -6,27 +6,7 @@ from __future__ import annotations
 
 import re
 
-import pytest
-
-from tests.web_support import browser_login, shot
-
-
-@pytest.fixture
-def context_for(browser, live_server):
-    """``context_for("leader")`` → a page in a fresh browser context, signed in as that user."""
-    contexts = []
-
-    def make(name: str):
-        ctx = browser.new_context(viewport={"width": 1400, "height": 900}, locale="zh-CN")
-        contexts.append(ctx)
-        pg = ctx.new_page()
-        pg.set_default_timeout(15000)
-        browser_login(pg, live_server, name)
-        return pg
-
-    yield make
-    for ctx in contexts:
-        ctx.close()
+from tests.web_support import shot
 
 
 def _flash(page) -> str:

@@ -10,24 +10,7 @@ import pytest
 from tests.exchange_fixtures import configure_exchange
 from tests.exchange_fixtures import exchange as exchange  # noqa: F401 - fixture
 from tests.test_process_convenience_store import PROCESS, application, eligible
-from tests.web_support import browser_login, shot
-
-
-@pytest.fixture
-def context_for(browser, live_server):
-    contexts = []
-
-    def make(name: str):
-        ctx = browser.new_context(viewport={"width": 1400, "height": 900}, locale="zh-CN")
-        contexts.append(ctx)
-        pg = ctx.new_page()
-        pg.set_default_timeout(30000)
-        browser_login(pg, live_server, name)
-        return pg
-
-    yield make
-    for ctx in contexts:
-        ctx.close()
+from tests.web_support import shot
 
 
 @pytest.fixture

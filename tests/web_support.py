@@ -100,6 +100,24 @@ def page(browser):
     context.close()
 
 
+@pytest.fixture
+def context_for(browser, live_server):
+    """``context_for("leader")`` → a page in a fresh browser context, signed in as that user."""
+    contexts = []
+
+    def make(name: str):
+        ctx = browser.new_context(viewport={"width": 1400, "height": 900}, locale="zh-CN")
+        contexts.append(ctx)
+        pg = ctx.new_page()
+        pg.set_default_timeout(30000)
+        browser_login(pg, live_server, name)
+        return pg
+
+    yield make
+    for ctx in contexts:
+        ctx.close()
+
+
 def browser_login(page, base_url: str, name: str, password: str = DEMO_PASSWORD) -> None:
     page.goto(f"{base_url}/login")
     page.fill("input[name=username]", name)

@@ -14,9 +14,12 @@ production. Per run and database, interleaved:
 
 Reported (medians over --runs): instances/s of plain and pulls and their ratio; the added cost
 per step, (pulls - plain) / 3 per instance; the exchange's response time per call (direct) and the
-engine's own overhead per pull, added - direct, against the goal of at most 2 ms; and the call time
-the engine itself measured (pull log ``duration_ms``, whole milliseconds), which on a busy machine
-includes waiting for the exchange process to be scheduled.
+engine's own overhead per pull, added - direct, against the goal of at most 2 ms; and the time the
+engine spent waiting for the exchange's HTTP answers during the pulls run (measured around the
+connector's request, so without its schema checks), which on a 2-core machine shared by the
+engine, the exchange and PostgreSQL is longer than in the tight loop of ``direct``: the exchange
+process must be woken and scheduled for each call. ``added - http in engine`` is what the engine
+itself adds per pull.
 """
 
 from __future__ import annotations
@@ -93,6 +96,32 @@ def subjects(url: str, n: int) -> list[str]:
 
     ds = generate(20240601, 3000)
     return [c for c, e in ds.enterprises.items() if ds.leases_by_lessee.get(c)][:n]
+
+
+class HttpTimer:
+    """Seconds spent inside the HTTP connector's request (the wait for the exchange's answer)."""
+
+    def __init__(self):
+        from connectors.http import HttpConnector
+
+        self.cls, self.original, self.seconds, self.calls = HttpConnector, HttpConnector.request, 0.0, 0
+
+    def __enter__(self):
+        original = self.original
+
+        def timed(conn, *args, **kwargs):
+            started = time.perf_counter()
+            try:
+                return original(conn, *args, **kwargs)
+            finally:
+                self.seconds += time.perf_counter() - started
+                self.calls += 1
+
+        self.cls.request = timed
+        return self
+
+    def __exit__(self, *exc):
+        self.cls.request = self.original
 
 
 def drive(engine: Engine, key: str, codes: list[str]) -> float:
@@ -181,12 +210,12 @@ def main() -> None:
                     rows = []
                     for run in range(args.runs):
                         plain = drive(eng, "bench_plain", codes)
-                        since = eng.pull_log(limit=1)[0]["id"]
-                        pulls = drive(eng, "bench_pulls", codes)
-                        seen = [p["duration_ms"] for p in eng.pull_log(limit=10 * len(codes)) if p["id"] > since]
+                        with HttpTimer() as http:
+                            pulls = drive(eng, "bench_pulls", codes)
+                        assert http.calls == 3 * len(codes), http.calls
                         d = direct(url, codes)
                         c = via_client(url, codes)
-                        rows.append((plain, pulls, d, c, statistics.median(seen) / 1000))
+                        rows.append((plain, pulls, d, c, http.seconds / http.calls))
                         print(f"[{db}] run {run + 1}: plain {len(codes) / plain:.1f}/s, pulls {len(codes) / pulls:.1f}/s,"
                               f" exchange {d * 1000:.2f} ms/call", file=sys.stderr)
                     plain = statistics.median(r[0] for r in rows)
@@ -202,9 +231,9 @@ def main() -> None:
                         "added_ms_per_step": round(added * 1000, 2),
                         "exchange_ms_per_call": round(d * 1000, 2),
                         "client_ms_per_call": round(c * 1000, 2),
-                        "call_in_engine_ms": round(seen * 1000, 2),
+                        "http_in_engine_ms": round(seen * 1000, 2),
                         "engine_overhead_ms_per_pull": round((added - d) * 1000, 2),
-                        "overhead_vs_call_in_engine_ms": round((added - seen) * 1000, 2),
+                        "overhead_vs_http_in_engine_ms": round((added - seen) * 1000, 2),
                         "within_goal": added - d <= 0.002,
                     }
                 finally:
@@ -217,12 +246,12 @@ def main() -> None:
         return
     print(f"{results['machine']}; {args.instances} instances x 3 steps, medians of {args.runs} runs")
     print(f"{'db':<9}{'plain/s':>9}{'pulls/s':>9}{'ratio':>7}{'added ms/step':>15}{'exchange ms':>13}"
-          f"{'client ms':>11}{'in-engine call':>15}{'overhead ms':>13}{'vs in-engine':>14}  goal (<= exchange + 2 ms)")
+          f"{'client ms':>11}{'http in engine':>15}{'overhead ms':>13}{'vs in-engine':>14}  goal (<= exchange + 2 ms)")
     for db, r in results["databases"].items():
         print(f"{db:<9}{r['plain_instances_per_s']:>9}{r['pulls_instances_per_s']:>9}{r['ratio']:>7}"
               f"{r['added_ms_per_step']:>15}{r['exchange_ms_per_call']:>13}{r['client_ms_per_call']:>11}"
-              f"{r['call_in_engine_ms']:>15}{r['engine_overhead_ms_per_pull']:>13}"
-              f"{r['overhead_vs_call_in_engine_ms']:>14}  {'met' if r['within_goal'] else 'NOT met'}")
+              f"{r['http_in_engine_ms']:>15}{r['engine_overhead_ms_per_pull']:>13}"
+              f"{r['overhead_vs_http_in_engine_ms']:>14}  {'met' if r['within_goal'] else 'NOT met'}")
 
 
 if __name__ == "__main__":

@@ -192,18 +192,55 @@ def retry(incident_id, actor, as_json):
     _out(as_json, r, lambda r: f"incident {r['incident_id']}: job {r['job_id']} {r['outcome']}")
 
 
+def _moment(value: str | None, option: str):
+    """--since/--until: an ISO date (00:00 in Asia/Shanghai) or date-time (Asia/Shanghai unless it
+    has an offset) as an aware UTC datetime."""
+    if value is None:
+        return None
+    from engine.errors import Invalid
+    from engine.pulllog import parse_moment
+
+    try:
+        return parse_moment(value)
+    except ValueError as exc:
+        raise Invalid(f"--{option} {exc}, not {value!r}", {option: str(exc)}) from None
+
+
 @_command()
 @click.option("--instance", "instance_id", type=int, default=None)
 @click.option("--kind", default=None, type=click.Choice(["pull", "service", "unmask"]))
+@click.option("--connector", default=None, help="only this connector")
+@click.option("--actor", default=None, help="only entries by this actor")
+@click.option("--since", default=None, metavar="DATE",
+              help="from this ISO date or date-time on (a date is 00:00 Asia/Shanghai; no offset: Asia/Shanghai)")
+@click.option("--until", default=None, metavar="DATE", help="before this ISO date or date-time (exclusive)")
+@click.option("--outcome", default=None, type=click.Choice(["ok", "error"]))
 @click.option("--limit", default=200, type=int)
 @json_opt
-def pulls(instance_id, kind, limit, as_json):
+def pulls(instance_id, kind, connector, actor, since, until, outcome, limit, as_json):
     """The pull log: who pulled which fields of which case, for what purpose, with what outcome."""
-    rows = _engine().pull_log(instance_id, limit, kind=kind)
+    rows = _engine().pull_log(instance_id, limit, kind=kind, connector=connector, actor=actor,
+                              since=_moment(since, "since"), until=_moment(until, "until"), outcome=outcome)
     _out(as_json, rows, lambda rows: "\n".join(
         f"{p['at'][:19]}  inst {p['instance_id'] or '-':<6} {p['task'] or '-':<18} {p['kind']:<7} "
         f"{p['connector']}.{p['operation']:<12} {p['outcome']:<5} {p['duration_ms']:>5}ms  "
         f"{','.join(p['fields'])}  {p['error'] or ''}" for p in rows) or "no pulls")
+
+
+@_command("purge-pulls")
+@click.option("--older-than-days", "days", type=int, default=None,
+              help="delete entries older than this (at least 1096, 3 years; default: "
+                   "TONGBAN_PULL_LOG_RETENTION_DAYS, else 1096)")
+@click.option("--as", "actor", required=True)
+@json_opt
+def purge_pulls(days, actor, as_json):
+    """Delete pull log entries older than the retention period (never less than 3 years); audited."""
+    from engine.pulllog import PULL_LOG_MIN_DAYS, retention_days
+
+    if days is None:
+        days = retention_days() or PULL_LOG_MIN_DAYS
+    r = _engine().purge_pull_log(days, actor)
+    _out(as_json, r, lambda r: f"deleted {r['deleted']} pull log entries from before {r['before']}")
 
 
 @_command()

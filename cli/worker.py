@@ -1,13 +1,17 @@
-"""``tongban worker``: APScheduler triggers a claim of due jobs every second."""
+"""``tongban worker``: APScheduler triggers a claim of due jobs every second, and, when
+``TONGBAN_PULL_LOG_RETENTION_DAYS`` is set, a purge of the pull log once a day."""
 
 from __future__ import annotations
 
 import logging
 import os
 import socket
+from datetime import UTC, datetime, timedelta
 
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.schedulers.blocking import BlockingScheduler
+
+from engine.pulllog import retention_days
 
 log = logging.getLogger("tongban.worker")
 
@@ -28,7 +32,19 @@ def warn_about_calendar(engine) -> list[str]:
     return warnings
 
 
+def purge_pull_log(engine, days: int) -> dict | None:
+    """One retention purge of the pull log as "system"; a failure is logged, never raised."""
+    try:
+        result = engine.purge_pull_log(days, "system")
+    except Exception:  # noqa: BLE001 - a failed purge must not stop the worker; it runs again tomorrow
+        log.exception("pull log purge failed")
+        return None
+    log.info("pull log: deleted %s entries from before %s (kept %s days)", result["deleted"], result["before"], days)
+    return result
+
+
 def make_scheduler(engine, *, background: bool = False, interval: float = 1.0, batch: int = 50):
+    retention = retention_days()  # an invalid setting stops the start with its one-line message
     wid = worker_id()
     warn_about_calendar(engine)
 
@@ -46,4 +62,7 @@ def make_scheduler(engine, *, background: bool = False, interval: float = 1.0, b
 
     sched = (BackgroundScheduler if background else BlockingScheduler)(timezone="UTC")
     sched.add_job(tick, "interval", seconds=interval, max_instances=1, coalesce=True, id="claim-jobs")
+    if retention is not None:
+        sched.add_job(purge_pull_log, "interval", args=(engine, retention), hours=24, max_instances=1,
+                      coalesce=True, id="purge-pull-log", next_run_time=datetime.now(UTC) + timedelta(minutes=1))
     return sched

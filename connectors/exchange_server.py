@@ -1,7 +1,7 @@
 """The demo data exchange: a small HTTP service that plays the government data-sharing platform.
 
 Plain WSGI on the standard library (no Flask): ``make_app(...)`` gives the WSGI application,
-``serve(...)`` runs it on a threading ``wsgiref`` server, ``start_in_thread(...)`` is for tests
+``serve(...)`` runs it on a threading ``wsgiref`` server (HTTP/1.1, kept-alive connections), ``start_in_thread(...)`` is for tests
 and the embedded product.
 
 API (JSON; every request needs ``X-API-Key: KEY`` or ``Authorization: Bearer KEY``, else 401):
@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import logging
+import socket
 import threading
 import time
 import uuid
@@ -26,7 +27,7 @@ from dataclasses import asdict, dataclass
 from datetime import datetime
 from socketserver import ThreadingMixIn
 from urllib.parse import parse_qs
-from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
+from wsgiref.simple_server import ServerHandler, WSGIRequestHandler, WSGIServer, make_server
 
 from .exchange_data import OPERATIONS, STATEFUL, Dataset, generate, query
 
@@ -196,18 +197,128 @@ class ExchangeApp:
         return reply("200 OK", {"data": data})
 
 
-class _Quiet(WSGIRequestHandler):
+MAX_BODY = 1 << 20  # bytes of a request body the exchange reads
+
+
+class _Body:
+    """A request's body as the application sees it: at most Content-Length bytes. What the
+    application leaves unread is drained after the answer, so that the next request on a kept-alive
+    connection starts at its request line."""
+
+    def __init__(self, rfile, length: int):
+        self._rfile, self.left = rfile, length
+
+    def read(self, size: int | None = -1) -> bytes:
+        n = self.left if size is None or size < 0 else min(size, self.left)
+        data = self._rfile.read(n) if n > 0 else b""
+        self.left -= len(data)
+        return data
+
+    def readline(self, size: int | None = -1) -> bytes:
+        n = self.left if size is None or size < 0 else min(size, self.left)
+        data = self._rfile.readline(n) if n > 0 else b""
+        self.left -= len(data)
+        return data
+
+    def readlines(self, hint=-1):
+        return list(iter(self.readline, b""))
+
+    def __iter__(self):
+        return iter(self.readline, b"")
+
+
+class _Answer(ServerHandler):
+    http_version = "1.1"
+
+
+class _Handler(WSGIRequestHandler):
+    """HTTP/1.1 with kept-alive connections (the standard library's handler answers one request per
+    connection, so every call paid a new connection and a new thread). Quiet: requests are logged at
+    debug level only."""
+
+    protocol_version = "HTTP/1.1"
+    timeout = 30  # seconds an idle kept-alive connection is kept
+    disable_nagle_algorithm = True  # headers and body are separate writes: no waiting for the client's ACK
+
+    def handle(self):
+        self.close_connection = True
+        self._handle_one()
+        while not self.close_connection:
+            self._handle_one()
+
+    def _handle_one(self):
+        try:
+            self.raw_requestline = self.rfile.readline(65537)
+        except (TimeoutError, OSError):
+            self.close_connection = True
+            return
+        if not self.raw_requestline:
+            self.close_connection = True
+            return
+        if len(self.raw_requestline) > 65536:
+            self.send_error(414)
+            self.close_connection = True
+            return
+        if not self.parse_request():  # it answered the error and set close_connection
+            return
+        try:
+            length = max(0, int(self.headers.get("Content-Length") or 0))
+        except ValueError:
+            self.send_error(400, "bad Content-Length")
+            self.close_connection = True
+            return
+        if self.headers.get("Transfer-Encoding"):
+            self.send_error(411, "a body needs a Content-Length")
+            self.close_connection = True
+            return
+        body = _Body(self.rfile, length)
+        answer = _Answer(body, self.wfile, self.get_stderr(), self.get_environ(), multithread=True)
+        answer.request_handler = self
+        answer.run(self.server.get_app())
+        if body.left > MAX_BODY:
+            self.close_connection = True  # not worth reading: the connection goes instead
+        elif body.left:
+            body.read()
+
     def log_message(self, format, *args):  # noqa: A002 - the stdlib's signature
         log.debug("%s - %s", self.address_string(), format % args)
 
 
 class ThreadingWSGIServer(ThreadingMixIn, WSGIServer):
+    """A thread per connection; ``server_close`` also closes the kept-alive connections, so a stopped
+    exchange is really down for clients that held a connection."""
+
     daemon_threads = True
     allow_reuse_address = True
 
+    def __init__(self, *args, **kwargs):
+        self._open: set = set()
+        self._open_lock = threading.Lock()
+        super().__init__(*args, **kwargs)
+
+    def process_request(self, request, client_address):
+        with self._open_lock:
+            self._open.add(request)
+        super().process_request(request, client_address)
+
+    def shutdown_request(self, request):
+        with self._open_lock:
+            self._open.discard(request)
+        super().shutdown_request(request)
+
+    def server_close(self):
+        super().server_close()
+        with self._open_lock:
+            open_now, self._open = list(self._open), set()
+        for sock in open_now:
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
 
 def make_http_server(app: ExchangeApp, host: str = "127.0.0.1", port: int = 8600) -> ThreadingWSGIServer:
-    return make_server(host, port, app, server_class=ThreadingWSGIServer, handler_class=_Quiet)
+    return make_server(host, port, app, server_class=ThreadingWSGIServer, handler_class=_Handler)
 
 
 def start_in_thread(app: ExchangeApp, host: str = "127.0.0.1", port: int = 0):

@@ -13,7 +13,7 @@ from datetime import date, datetime, timedelta
 
 from sqlalchemy import ARRAY, BigInteger, any_, case, cast, delete, func, or_, select, union
 
-from . import audit, definitions, directory, flowcheck, forms, jobs, pulls
+from . import audit, definitions, directory, flowcheck, forms, jobs, pulllog, pulls
 from . import calendar as workcal
 from .approval import ApprovalMixin
 from .clock import SYSTEM_CLOCK, Clock
@@ -523,20 +523,52 @@ class Engine(SlaMixin, ApprovalMixin, LicenceMixin):
                          detail={"connector": name, "config": config, "secrets_changed": sorted(secrets or {})})
             return self._config_dict(name, cls, cfg)
 
-    def pull_log(self, instance_id: int | None = None, limit: int = 200, *, kind: str | None = None) -> list[dict]:
-        """Data pulls, service calls and unmaskings, newest first (values never stored)."""
+    def pull_log(self, instance_id: int | None = None, limit: int = 200, *, kind: str | None = None,
+                 connector: str | None = None, actor: str | None = None, since: datetime | None = None,
+                 until: datetime | None = None, outcome: str | None = None) -> list[dict]:
+        """Data pulls, service calls and unmaskings, newest first (values never stored). Filters:
+        the case, ``kind`` (pull | service | unmask), ``connector`` and ``actor`` (exact), ``since``
+        (inclusive) and ``until`` (exclusive) as aware datetimes, ``outcome`` (ok | error)."""
+        if outcome is not None and outcome not in pulllog.OUTCOMES:
+            raise Invalid(f"outcome must be one of {', '.join(pulllog.OUTCOMES)}, not {outcome!r}",
+                          {"outcome": f"must be one of {', '.join(pulllog.OUTCOMES)}"})
+        for name, moment in (("since", since), ("until", until)):
+            if moment is not None and (not isinstance(moment, datetime) or moment.tzinfo is None):
+                raise Invalid(f"{name} must be an aware datetime", {name: "must be an aware datetime"})
         with self.readers() as s:
             q = select(PullLog).order_by(PullLog.id.desc()).limit(limit)
             if instance_id is not None:
                 q = q.where(PullLog.instance_id == instance_id)
             if kind:
                 q = q.where(PullLog.kind == kind)
+            if connector:
+                q = q.where(PullLog.connector == connector)
+            if actor:
+                q = q.where(PullLog.actor == actor)
+            if since is not None:
+                q = q.where(PullLog.at >= since)
+            if until is not None:
+                q = q.where(PullLog.at < until)
+            if outcome:
+                q = q.where(PullLog.outcome == outcome)
             return [{"id": p.id, "at": _iso(p.at), "kind": p.kind, "actor": p.actor, "instance_id": p.instance_id,
                      "task_id": p.human_task_id, "task": p.task_ref, "connector": p.connector,
                      "operation": p.operation, "fields": list(p.fields or []), "purpose": p.purpose,
                      "basis": p.basis, "source": p.source, "request_id": p.request_id,
                      "duration_ms": p.duration_ms, "outcome": p.outcome, "error": p.error,
                      "result_hash": p.result_hash} for p in s.scalars(q)]
+
+    def purge_pull_log(self, older_than_days: int, actor: str) -> dict:
+        """Delete pull log entries older than ``older_than_days`` (at least ``PULL_LOG_MIN_DAYS``, 3 years)
+        and audit the purge in the same transaction: ``{"deleted": n, "before": cutoff}``."""
+        days = pulllog.check_days(older_than_days)
+        before = pulllog.cutoff(self.clock.now(), days)
+        with self.sessions.begin() as s:
+            deleted = s.execute(delete(PullLog).where(PullLog.at < before)
+                                .execution_options(synchronize_session=False)).rowcount
+            audit.append(s, self.clock, actor, "pull_log.purge",
+                         detail={"deleted": deleted, "before": _iso(before), "older_than_days": days})
+        return {"deleted": deleted, "before": _iso(before)}
 
     def incidents(self, *, open_only: bool = True, instance_id: int | None = None, limit: int = 200) -> list[dict]:
         with self.readers() as s:

@@ -7,13 +7,14 @@ import hashlib
 import json
 from dataclasses import dataclass
 
-from sqlalchemy import select, text
+from sqlalchemy import Connection, select, text
 from sqlalchemy.orm import Session
 
 from .models import AuditEvent
+from .rawsql import Prepared
 
 GENESIS = "0" * 64
-_PG_LOCK = 7_041_998  # advisory lock id: one chain, appended in commit order
+LOCK_KEY = _PG_LOCK = 7_041_998  # advisory lock id: one chain, appended in commit order
 
 
 def _digest(prev: str, at, actor, action, instance_id, definition_id, task_ref, detail) -> str:
@@ -23,19 +24,49 @@ def _digest(prev: str, at, actor, action, instance_id, definition_id, task_ref, 
     return hashlib.sha256(body.encode()).hexdigest()
 
 
-def append(session: Session, clock, actor: str, action: str, *, instance_id=None, definition_id=None,
-           task_ref=None, detail=None) -> AuditEvent:
-    if session.get_bind().dialect.name == "postgresql":
-        session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PG_LOCK})
+_T = AuditEvent.__table__
+_LAST = select(_T.c.hash).order_by(_T.c.id.desc()).limit(1)
+_INSERT = _T.insert()
+_LOCK = text("SELECT pg_advisory_xact_lock(:k)")
+TAIL_SQL = "SELECT hash FROM tb_audit ORDER BY id DESC LIMIT 1"  # for callers on the DBAPI cursor
+_FIELDS = ["at", "actor", "action", "instance_id", "definition_id", "task_ref", "detail", "prev_hash", "hash"]
+_RAW_LAST, _RAW_INSERT = Prepared(_LAST), Prepared(_INSERT, _FIELDS)
+
+
+def append(db: Session | Connection, clock, actor: str, action: str, *, instance_id=None, definition_id=None,
+           task_ref=None, detail=None, tail: str | None = None) -> str:
+    """Append one event inside the caller's transaction (a Session or a Core Connection); returns its hash.
+
+    The first event of a transaction reads the chain's tail under the writer lock (PostgreSQL: an
+    advisory lock held to commit; SQLite: BEGIN IMMEDIATE holds the write lock). Later events of the
+    same transaction link to the hash the transaction just wrote; a savepoint is a transaction of its
+    own here, so an event rolled back with its savepoint is never linked to. ``tail``: the chain's last
+    hash, read by the caller in this transaction after taking the lock (``LOCK_KEY``, ``TAIL_SQL``)."""
+    conn = db if isinstance(db, Connection) else db.connection()
+    raw = conn is db and conn.dialect.name == "sqlite"  # a hot path on a Core connection: see rawsql
+    # the tail this transaction wrote last, kept on the connection (a session's events and events
+    # written on its connection see the same one) and valid only in the same (nested) transaction
+    txn = conn.get_nested_transaction() or conn.get_transaction()
+    cached = conn.info.get("tb_audit_tail")
+    if tail is not None:
+        prev = tail
+    elif cached is not None and cached[0] is txn:
+        prev = cached[1]
+    else:
+        if conn.dialect.name == "postgresql":
+            db.execute(_LOCK, {"k": _PG_LOCK})
+        prev = (_RAW_LAST.scalar(db) if raw else db.scalar(_LAST)) or GENESIS
     detail = json.loads(json.dumps(detail or {}, default=str, ensure_ascii=False))
-    prev = session.scalar(select(AuditEvent.hash).order_by(AuditEvent.id.desc()).limit(1)) or GENESIS
     at = clock.now()
-    event = AuditEvent(at=at, actor=actor, action=action, instance_id=instance_id,
-                       definition_id=definition_id, task_ref=task_ref, detail=detail, prev_hash=prev,
-                       hash=_digest(prev, at, actor, action, instance_id, definition_id, task_ref, detail))
-    session.add(event)
-    session.flush()
-    return event
+    digest = _digest(prev, at, actor, action, instance_id, definition_id, task_ref, detail)
+    values = {"at": at, "actor": actor, "action": action, "instance_id": instance_id,
+              "definition_id": definition_id, "task_ref": task_ref, "detail": detail, "prev_hash": prev, "hash": digest}
+    if raw:
+        _RAW_INSERT.execute(db, values)
+    else:
+        db.execute(_INSERT, values)
+    conn.info["tb_audit_tail"] = (txn, digest)
+    return digest
 
 
 @dataclass

@@ -28,6 +28,10 @@ def database_url() -> str:
 
 def make_engine(url: str | None = None, **kwargs) -> Engine:
     url = url or database_url()
+    # the connection a transaction just returned serves the next one: a step, the pull applied right
+    # after it and the next step share one warm connection (SQLite keeps its page cache, PostgreSQL
+    # its backend and prepared statements) instead of rotating through the pool
+    kwargs.setdefault("pool_use_lifo", True)
     parsed = make_url(url)
     if parsed.drivername.startswith("postgresql") and parsed.drivername == "postgresql":
         url = parsed.set(drivername="postgresql+psycopg").render_as_string(hide_password=False)

@@ -17,6 +17,7 @@ incident that ``Engine.retry_incident`` re-queues. The instance never moves on a
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -26,11 +27,12 @@ from uuid import UUID
 from SpiffWorkflow.bpmn.specs.mixins.service_task import ServiceTask
 from SpiffWorkflow.exceptions import TaskNotFoundException
 from SpiffWorkflow.util.task import TaskState
-from sqlalchemy import select, text, update
+from sqlalchemy import bindparam, select, text, update
 
 from . import audit, jobs, licences, masking
 from .errors import Conflict, ConnectorError, EngineError
 from .models import ConnectorConfig, HumanTask, Instance, Job, PullLog, TaskPulled
+from .rawsql import Prepared
 from .serialization import to_jsonable
 
 log = logging.getLogger("tongban.pulls")
@@ -355,38 +357,105 @@ def _apply(engine, job_id, worker, kind, tid, entry, results, actor, human_task_
     return "done"
 
 
+_JOB, _HT, _TP, _PL = Job.__table__, HumanTask.__table__, TaskPulled.__table__, PullLog.__table__
+# built once: a pull's apply runs on every step that pulls, so no statement is constructed per call
+_JOB_DONE = update(_JOB).where(_JOB.c.id == bindparam("b_id"), _JOB.c.status == "pending",
+                               _JOB.c.locked_by == bindparam("b_worker")).values(
+    status="done", fired_at=bindparam("b_now", type_=_JOB.c.fired_at.type), locked_by=None, locked_until=None,
+    attempts=_JOB.c.attempts + 1, payload=bindparam("b_payload", type_=_JOB.c.payload.type))
+_JOB_NOTE = update(_JOB).where(_JOB.c.id == bindparam("b_id")).values(last_error=bindparam("b_error"))
+_TASK_OPEN = update(_HT).where(_HT.c.id == bindparam("b_id"), _HT.c.status == "waiting").values(status="open")
+# SQLite: the same statements on the DBAPI cursor (engine/rawsql.py), a few microseconds each
+_RAW_JOB_DONE, _RAW_TASK_OPEN = Prepared(_JOB_DONE), Prepared(_TASK_OPEN)
+_RAW_PULLED = Prepared(_TP.insert(), ["human_task_id", "instance_id", "data", "at"])
+_RAW_LOG = Prepared(_PL.insert(), [c.key for c in _PL.columns if c.key != "id"])
+# PostgreSQL: the whole apply but the audit event in one statement, sent in one round trip with the read
+# of the audit chain's tail (psycopg's pipeline mode): the job is marked done only if still ours and
+# pending, the task opened only if the job was, the fields and the pull log written only if the task
+# was; the chain's advisory lock is taken in it, before the tail is read by the next statement
+_PG_APPLY = """
+WITH j AS (
+  UPDATE tb_job SET status = 'done', fired_at = %(now)s, locked_by = NULL, locked_until = NULL,
+         attempts = attempts + 1, payload = CAST(%(payload)s AS JSON)
+  WHERE id = %(job_id)s AND status = 'pending' AND locked_by = %(worker)s RETURNING id),
+h AS (
+  UPDATE tb_human_task SET status = 'open'
+  WHERE id = %(task_id)s AND status = 'waiting' AND EXISTS (SELECT 1 FROM j) RETURNING id),
+tp AS (
+  INSERT INTO tb_task_pulled (human_task_id, instance_id, data, at)
+  SELECT h.id, %(instance_id)s, CAST(%(data)s AS JSON), %(now)s FROM h RETURNING 1),
+pl AS (
+  INSERT INTO tb_pull_log (at, kind, actor, instance_id, human_task_id, task_ref, spiff_task_id, job_id,
+                           connector, operation, fields, purpose, basis, source, request_id, duration_ms,
+                           outcome, result_hash)
+  SELECT %(now)s, 'pull', %(actor)s, %(instance_id)s, h.id, %(task_ref)s, %(spiff_task_id)s, %(job_id)s,
+         r.connector, r.operation, r.fields, r.purpose, r.basis, r.source, r.request_id, r.duration_ms,
+         'ok', r.result_hash
+  FROM h CROSS JOIN json_to_recordset(CAST(%(logs)s AS JSON)) AS r(
+    connector text, operation text, fields json, purpose text, basis text, source text, request_id text,
+    duration_ms int, result_hash text)
+  RETURNING 1)
+SELECT (SELECT count(*) FROM j), (SELECT count(*) FROM h),
+       set_config('synchronous_commit', 'off', true), pg_advisory_xact_lock(%(lock)s)
+"""
+
+
 def _apply_pull(engine, job_id, worker, tid, entry, results, actor, human_task_id, instance_id, merged, detail, now):
-    """Applying a pull: a few statements, guarded by conditional updates (the job must still be ours
-    and pending, the task still waiting); the instance row and its version are not touched. The
-    fields go beside the human task and are merged into the workflow task's data at completion."""
-    with engine.sessions.begin() as s:
-        if s.get_bind().dialect.name == "postgresql":
-            # no fsync wait: if this commit were lost in a crash, the job's done mark is lost with it
-            # and the pull is simply made again; any later durable commit flushes it anyway
-            s.execute(text("SET LOCAL synchronous_commit TO OFF"))
-        done = s.execute(update(Job).where(Job.id == job_id, Job.status == "pending", Job.locked_by == worker)
-                         .values(status="done", fired_at=now, locked_by=None, locked_until=None,
-                                 attempts=Job.attempts + 1, payload={"human_task_id": human_task_id,
-                                                                     "bpmn_id": entry.get("id")}))
-        if done.rowcount != 1:
+    """Applying a pull: a few statements on one connection (compiled once), guarded by conditional
+    updates (the job must still be ours and pending, the task still waiting); the instance row and
+    its version are not touched. The fields go beside the human task and are merged into the
+    workflow task's data at completion."""
+    logs = [{"connector": pull["connector"], "operation": pull["operation"], "fields": list(kept),
+             "purpose": pull.get("purpose") or "", "basis": pull.get("basis") or "",
+             "source": (res.source or "")[:200], "request_id": (res.request_id or None) and str(res.request_id)[:100],
+             "duration_ms": duration, "result_hash": _result_hash(kept)} for pull, res, kept, duration in results]
+    payload = {"human_task_id": human_task_id, "bpmn_id": entry.get("id")}
+    with engine.db.begin() as c:
+        if c.dialect.name == "postgresql":
+            # synchronous_commit off: if this commit were lost in a crash, the job's done mark is lost
+            # with it and the pull is simply made again; any later durable commit flushes it anyway
+            done, opened, tail = _pg_apply(c, {
+                "now": now, "payload": json.dumps(payload), "job_id": job_id, "worker": worker,
+                "task_id": human_task_id, "instance_id": instance_id,
+                "data": json.dumps(to_jsonable(merged), ensure_ascii=False), "actor": actor,
+                "task_ref": entry.get("id"), "spiff_task_id": tid, "logs": json.dumps(logs, ensure_ascii=False),
+                "lock": audit.LOCK_KEY})
+        else:
+            done = _RAW_JOB_DONE.execute(c, {"b_id": job_id, "b_worker": worker, "b_now": now,
+                                             "b_payload": payload}) == 1
+            opened = done and _RAW_TASK_OPEN.execute(c, {"b_id": human_task_id}) == 1
+            tail = None
+            if opened:
+                _RAW_PULLED.execute(c, {"human_task_id": human_task_id, "instance_id": instance_id,
+                                        "data": to_jsonable(merged), "at": now})
+                _RAW_LOG.execute(c, [{"at": now, "kind": "pull", "actor": actor, "instance_id": instance_id,
+                                          "human_task_id": human_task_id, "task_ref": entry.get("id"),
+                                          "spiff_task_id": tid, "job_id": job_id, "outcome": "ok", "error": None,
+                                          **log} for log in logs])
+        if not done:
             return "skipped"  # another worker had it, or it is no longer pending: nothing was written
-        opened = s.execute(update(HumanTask).where(HumanTask.id == human_task_id, HumanTask.status == "waiting")
-                           .values(status="open"))
-        if opened.rowcount != 1:
+        if not opened:
             # the task was cancelled meanwhile (a boundary event, the instance ended): nothing to apply
-            s.execute(update(Job).where(Job.id == job_id).values(last_error="the task is no longer waiting"))
+            c.execute(_JOB_NOTE, {"b_id": job_id, "b_error": "the task is no longer waiting"})
             return "skipped"
-        s.add(TaskPulled(human_task_id=human_task_id, instance_id=instance_id, data=to_jsonable(merged), at=now))
-        for pull, res, kept, duration in results:
-            s.add(PullLog(at=now, kind="pull", actor=actor, instance_id=instance_id, human_task_id=human_task_id,
-                          task_ref=entry.get("id"), spiff_task_id=tid, job_id=job_id, connector=pull["connector"],
-                          operation=pull["operation"], fields=list(kept), purpose=pull.get("purpose") or "",
-                          basis=pull.get("basis") or "", source=(res.source or "")[:200],
-                          request_id=(res.request_id or None) and str(res.request_id)[:100], duration_ms=duration,
-                          outcome="ok", result_hash=_result_hash(kept)))
-        audit.append(s, engine.clock, actor, "pull", instance_id=instance_id, task_ref=entry.get("id"),
-                     detail={**detail, "task_id": human_task_id})
+        audit.append(c, engine.clock, actor, "pull", instance_id=instance_id, task_ref=entry.get("id"),
+                     detail={**detail, "task_id": human_task_id}, tail=tail)
     return "done"
+
+
+def _pg_apply(c, params: dict) -> tuple[bool, bool, str | None]:
+    """(job marked done, task opened, the audit chain's last hash) in one round trip."""
+    import psycopg
+
+    raw = c.connection.driver_connection
+    pipelined = psycopg.Pipeline.is_supported()
+    with raw.pipeline() if pipelined else contextlib.nullcontext():
+        apply, last = raw.cursor(), raw.cursor()
+        apply.execute(_PG_APPLY, params)
+        last.execute(audit.TAIL_SQL)
+    job, task = apply.fetchone()[:2]
+    row = last.fetchone()
+    return job == 1, task == 1, (row[0] if row else audit.GENESIS)
 
 
 def pulled_values(session, human_task_id: int) -> dict:

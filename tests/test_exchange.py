@@ -157,6 +157,36 @@ def test_controls_malformed_wrong_schema_and_slow(exchange):
     assert httpx.post(f"{exchange.url}/api/v1/_control", json={"mode": "ok"}).status_code == 401
 
 
+def test_one_connection_serves_many_requests_and_unread_bodies_do_not_leak(exchange):
+    """HTTP/1.1 kept-alive: a client's requests share one connection; a body the exchange did not
+    read (refused key, unknown route) is drained, so the next request on it is parsed cleanly."""
+    code = good_enterprise()["uscc"]
+    seen = []
+    with httpx.Client(base_url=exchange.url, headers=KEY,
+                      event_hooks={"request": [lambda r: seen.append(r.extensions)]}) as c:
+        first = c.post("/api/v1/query/enterprise", json={"uscc": code})
+        assert first.status_code == 200 and first.http_version == "HTTP/1.1"
+        assert c.post("/api/v1/query/enterprise", content=b'{"uscc": "x"}' * 500,
+                      headers={"X-API-Key": "wrong"}).status_code == 401
+        assert c.request("GET", "/api/v1/no-such-route", content=b"GET /api/v1/health HTTP/1.1\r\n\r\n").status_code == 404
+        again = c.post("/api/v1/query/enterprise", json={"uscc": code})
+        assert again.status_code == 200 and again.json()["data"] == first.json()["data"]
+        assert again.headers["X-Request-Id"] != first.headers["X-Request-Id"]
+        assert len(exchange.server._open) == 1  # the four requests came on one connection
+    assert len(seen) == 4
+
+
+def test_a_stopped_exchange_is_down_for_clients_holding_a_connection(exchange):
+    code = good_enterprise()["uscc"]
+    with httpx.Client(base_url=exchange.url, headers=KEY, timeout=2.0) as c:
+        assert c.post("/api/v1/query/enterprise", json={"uscc": code}).status_code == 200
+        exchange.stop()
+        with pytest.raises(httpx.TransportError):
+            c.post("/api/v1/query/enterprise", json={"uscc": code})
+        exchange.start()
+        assert c.post("/api/v1/query/enterprise", json={"uscc": code}).status_code == 200
+
+
 def test_the_cli_command_serves_the_exchange(tmp_path):
     import socket
     import subprocess

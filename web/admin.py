@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import json
 import re
+from datetime import date, timedelta
 
 from flask import Blueprint, abort, flash, g, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 
 from engine.directory import LEVELS, ROLES
 from engine.errors import EngineError
+from engine.pulllog import OUTCOMES, parse_moment
 
 from .auth import engine, role_required
 
@@ -369,21 +371,55 @@ def save_connector(name: str):
                                                      if not k.startswith("secret_") and k != "csrf_token"}), 400
 
 
+def _day_filter(name: str, *, end: bool = False):
+    """A date filter of the pull log page: (aware UTC moment or None, the text to show again, bad?).
+    A date is 00:00 in Asia/Shanghai; the end date counts whole (up to the next day's 00:00)."""
+    raw = (request.args.get(name) or "").strip()
+    if not raw:
+        return None, "", False
+    try:
+        moment = parse_moment(raw)
+    except ValueError:
+        return None, raw, True
+    if end and _is_date(raw):  # a date from the date input: the whole day is included
+        moment += timedelta(days=1)
+    return moment, raw, False
+
+
+def _is_date(text: str) -> bool:
+    try:
+        date.fromisoformat(text)
+    except ValueError:
+        return False
+    return True
+
+
 @bp.route("/connectors/log")
 @role_required("admin")
 def pull_log():
     raw = (request.args.get("instance") or "").strip()
-    instance_id = int(raw) if raw.isdigit() else None
+    instance_id = int(raw) if raw.isascii() and raw.isdigit() and int(raw) < 2**63 else None
     kind = request.args.get("kind") or ""
     if kind not in PULL_KINDS:
         kind = ""
+    outcome = request.args.get("outcome") or ""
+    if outcome not in OUTCOMES:
+        outcome = ""
+    connector = (request.args.get("connector") or "").strip()[:100]
+    actor = (request.args.get("actor") or "").strip()[:100]
+    since, since_text, bad_since = _day_filter("since")
+    until, until_text, bad_until = _day_filter("until", end=True)
     try:
         limit = max(1, min(int(request.args.get("limit", 200)), 2000))
     except ValueError:
         limit = 200
-    rows = engine().pull_log(instance_id, limit=limit, kind=kind or None)
+    rows = engine().pull_log(instance_id, limit=limit, kind=kind or None, connector=connector or None,
+                             actor=actor or None, since=since, until=until, outcome=outcome or None)
     return render_template("admin_pull_log.html", tab="connectors", rows=rows, instance=raw if instance_id else "",
-                           kind=kind, kinds=PULL_KINDS, limit=limit, bad_instance=bool(raw) and instance_id is None)
+                           kind=kind, kinds=PULL_KINDS, limit=limit, bad_instance=bool(raw) and instance_id is None,
+                           outcome=outcome, outcomes=OUTCOMES, connector=connector, actor=actor,
+                           connectors=engine().connector_registry.names(), since=since_text, until=until_text,
+                           bad_dates=[n for n, bad in (("since", bad_since), ("until", bad_until)) if bad])
 
 
 def _safe_back(default: str) -> str:

@@ -20,6 +20,7 @@ from flask import Blueprint, current_app, g, jsonify, request
 
 from engine.errors import Conflict, Invalid, NotAllowed, NotFound
 from engine.masking import mask_data
+from engine.pulllog import OUTCOMES, parse_moment
 
 from .auth import has_role
 from .errors import error_response
@@ -556,6 +557,49 @@ def audit_events():
 def audit_verify():
     require("monitor")
     return jsonify(engine().verify_audit().as_dict())
+
+
+PULL_KINDS = ("pull", "service", "unmask")
+
+
+def query_moment(name: str, errors: dict) -> datetime | None:
+    """An ISO 8601 date (00:00 Asia/Shanghai) or date-time with an offset, as aware UTC."""
+    raw = request.args.get(name)
+    if not raw:
+        return None
+    try:
+        return parse_moment(raw, naive_is_local=False)
+    except ValueError as exc:
+        errors[name] = str(exc)
+        return None
+
+
+def query_name(name: str, errors: dict, *, max_len: int = 100) -> str | None:
+    raw = request.args.get(name)
+    if not raw:
+        return None
+    if len(raw) > max_len:
+        errors[name] = f"at most {max_len} characters"
+        return None
+    return raw
+
+
+@bp.get("/pull-log")
+def pull_log():
+    """The data pull log (调取日志), newest first: admins only."""
+    require("admin")
+    errors: dict[str, str] = {}
+    instance_id = query_int("instance", 0, 1, MAX_ID, errors) or None
+    kind = query_choice("kind", PULL_KINDS, None, errors)
+    outcome = query_choice("outcome", OUTCOMES, None, errors)
+    connector, actor = query_name("connector", errors), query_name("actor", errors)
+    since, until = query_moment("since", errors), query_moment("until", errors)
+    limit = query_int("limit", 100, 1, MAX_LIMIT, errors)
+    if since is not None and until is not None and until <= since:
+        errors["until"] = "must be later than since"
+    _check(errors)
+    return jsonify(engine().pull_log(instance_id, limit, kind=kind, connector=connector, actor=actor,
+                                     since=since, until=until, outcome=outcome))
 
 
 # ---- Chinese approval operations (中国式审批; docs/approval.md) -------------------------------

@@ -131,6 +131,18 @@ SCHEMAS: dict[str, dict] = {
                         "detail": {"nullable": True}, "hash": S}, ["id", "at", "actor", "action", "hash"]),
     "Verification": _obj({"ok": B, "events": I, "first_bad_id": NI, "reason": NS},
                          ["ok", "events", "first_bad_id", "reason"]),
+    "PullLogEntry": _obj({
+        "id": I, "at": DT, "kind": {"type": "string", "enum": ["pull", "service", "unmask"]},
+        "actor": {"type": "string", "description": "who pulled: the engine on behalf of the task's groups, "
+                                                   "or the user who unmasked"},
+        "instance_id": NI, "task_id": NI, "task": {**NS, "description": "the BPMN id of the step"},
+        "connector": S, "operation": S, "fields": {**STRS, "description": "the fields kept (never their values)"},
+        "purpose": {"type": "string", "description": "用途"}, "basis": {"type": "string", "description": "依据"},
+        "source": S, "request_id": NS, "duration_ms": NI,
+        "outcome": {"type": "string", "enum": ["ok", "error"]}, "error": NS,
+        "result_hash": {**NS, "description": "SHA-256 of the kept result"},
+    }, ["id", "at", "kind", "actor", "instance_id", "connector", "operation", "fields", "outcome"],
+        description="one data pull, service call or unmasking (调取日志); values are never stored"),
     "Task": _obj({
         "id": I, "instance_id": I, "bpmn_id": S, "name": S, "lane": NS, "candidate_groups": STRS,
         "candidate_users": STRS, "assignee": NS,
@@ -356,6 +368,20 @@ def _paths() -> dict:
                                                    "default": 100}, "how many")], op_id="listAudit")},
         "/audit/verify": {"get": _op("Verify the audit hash chain (monitor, admin)", "audit",
                                      {"200": _ok(_ref("Verification"))}, errors=[403], op_id="verifyAudit")},
+        "/pull-log": {"get": _op(
+            "The data pull log (调取日志: pulls, service calls, unmaskings), newest first (admin). 400 names "
+            "each bad filter", "audit", {"200": _ok(_list(_ref("PullLogEntry")))}, errors=[400, 403],
+            params=[_q("instance", ID, "only this case"),
+                    _q("kind", {"type": "string", "enum": ["pull", "service", "unmask"]}, "only this kind"),
+                    _q("connector", {"type": "string", "maxLength": 100}, "only this connector"),
+                    _q("actor", {"type": "string", "maxLength": 100}, "only entries by this actor"),
+                    {**_q("since", S, "from this moment on (inclusive): an ISO 8601 date-time with an offset, "
+                                      "or a date (00:00 Asia/Shanghai)"), "example": "2026-01-01T00:00:00+08:00"},
+                    {**_q("until", S, "before this moment (exclusive): an ISO 8601 date-time with an offset, "
+                                      "or a date (00:00 Asia/Shanghai)"), "example": "2026-02-01"},
+                    _q("outcome", {"type": "string", "enum": ["ok", "error"]}, "only this outcome"),
+                    _q("limit", {"type": "integer", "minimum": 1, "maximum": 500, "default": 100}, "how many")],
+            op_id="listPullLog")},
     }
 
 

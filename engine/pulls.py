@@ -458,9 +458,14 @@ def _pg_apply(c, params: dict) -> tuple[bool, bool, str | None]:
     return job == 1, task == 1, (row[0] if row else audit.GENESIS)
 
 
+_PULLED = select(_TP.c.data).where(_TP.c.human_task_id == bindparam("b_id"))
+
+
 def pulled_values(session, human_task_id: int) -> dict:
-    row = session.get(TaskPulled, human_task_id)
-    return dict(row.data or {}) if row is not None else {}
+    """The fields pulled for a human task ({} before its pull applied). Rows are only ever written by
+    the apply's own committed transaction, so a Core read on the session's connection is enough."""
+    data = session.connection().execute(_PULLED, {"b_id": human_task_id}).scalar()
+    return dict(data or {})
 
 
 def _fail(engine, job_id, worker, kind, entry, results, failure, actor) -> str:

@@ -27,7 +27,7 @@ from uuid import UUID
 from SpiffWorkflow.bpmn.specs.mixins.service_task import ServiceTask
 from SpiffWorkflow.exceptions import TaskNotFoundException
 from SpiffWorkflow.util.task import TaskState
-from sqlalchemy import bindparam, select, text, update
+from sqlalchemy import bindparam, select, update
 
 from . import audit, jobs, licences, masking
 from .errors import Conflict, ConnectorError, EngineError

@@ -17,6 +17,7 @@ from .errors import Invalid
 PULL_LOG_MIN_DAYS = 1096  # 3 years, leap day included: the statutory minimum
 RETENTION_ENV = "TONGBAN_PULL_LOG_RETENTION_DAYS"
 OUTCOMES = ("ok", "error")
+KINDS = ("pull", "service", "unmask")  # what the log records: data pulls, service calls, unmaskings
 LOCAL = ZoneInfo("Asia/Shanghai")
 MOMENT_FORMAT = "an ISO 8601 date or date-time, e.g. 2026-01-31 or 2026-01-31T17:00:00+08:00"
 

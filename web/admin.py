@@ -16,6 +16,7 @@ from flask_babel import gettext as _
 
 from engine.directory import LEVELS, ROLES
 from engine.errors import EngineError
+from engine.pulllog import KINDS as PULL_KINDS
 from engine.pulllog import OUTCOMES, parse_moment
 
 from .auth import engine, role_required
@@ -277,7 +278,6 @@ def audit():
 # ---- connectors (数据连接), the pull log and incidents -------------------------------------
 
 SIMPLE_TYPES = ("string", "number", "integer", "boolean")
-PULL_KINDS = ("pull", "service", "unmask")
 
 
 def _simple_fields(schema: dict) -> list[tuple[str, dict]]:

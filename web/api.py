@@ -20,6 +20,7 @@ from flask import Blueprint, current_app, g, jsonify, request
 
 from engine.errors import Conflict, Invalid, NotAllowed, NotFound
 from engine.masking import mask_data
+from engine.pulllog import KINDS as PULL_KINDS
 from engine.pulllog import OUTCOMES, parse_moment
 
 from .auth import has_role
@@ -557,9 +558,6 @@ def audit_events():
 def audit_verify():
     require("monitor")
     return jsonify(engine().verify_audit().as_dict())
-
-
-PULL_KINDS = ("pull", "service", "unmask")
 
 
 def query_moment(name: str, errors: dict) -> datetime | None:

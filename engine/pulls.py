@@ -334,6 +334,8 @@ def _apply(engine, job_id, worker, kind, tid, entry, results, actor, human_task_
             if entry.get("licence"):
                 # issued or revoked in this transaction, its fields in the data before the task completes
                 task.data.update(licences.apply(s, engine, row.id, task, entry, actor))
+            for name in task_scoped(entry):
+                task.data.pop(name, None)  # pulled for this step only: never passed on (minimum necessary)
 
             def finish():
                 task.complete()

@@ -360,6 +360,24 @@ def test_a_task_scoped_field_is_shown_to_its_step_and_dropped_when_the_step_comp
     assert "legal_rep_id" not in xengine.task(b["id"], "window_clerk")["data"]
 
 
+def test_a_task_scoped_field_of_a_service_task_is_not_passed_on(xengine, exchange):
+    ent = good_enterprise()
+    data = ('<bpmn:extensionElements><tb:data connector="exchange" operation="enterprise" purpose="核验" basis="依据">'
+            '<tb:input name="uscc" expr="uscc"/><tb:output name="enterprise_name"/>'
+            '<tb:output name="legal_rep_id" scope="task"/></tb:data></bpmn:extensionElements>')
+    xml = HEAD + chain("scoped_service", f'<bpmn:serviceTask id="fetch">{data}</bpmn:serviceTask>',
+                       '<bpmn:userTask id="b" tb:candidateGroups="window"/>') + "</bpmn:definitions>"
+    xengine.deploy({"scoped_service.bpmn": xml.encode()})
+    iid = xengine.start("scoped_service", {"uscc": ent["uscc"]})["instance_id"]
+    [b] = xengine.tasks(instance_id=iid)
+    assert b["bpmn_id"] == "b"
+    data = xengine.show(iid)["data"]
+    assert data["enterprise_name"] == ent["enterprise_name"] and "legal_rep_id" not in data
+    assert "legal_rep_id" not in xengine.task(b["id"], "window_clerk")["data"]
+    [logged] = [p for p in xengine.pull_log(iid) if p["kind"] == "service"]
+    assert logged["outcome"] == "ok" and set(logged["fields"]) == {"enterprise_name", "legal_rep_id"}
+
+
 def test_a_service_task_in_a_called_process_runs_through_its_operator(xengine, exchange):
     child = chain("child", '<bpmn:serviceTask id="credit"><bpmn:extensionElements>'
                            '<spiffworkflow:serviceTaskOperator id="exchange.credit" resultVariable="credit">'

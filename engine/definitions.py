@@ -332,6 +332,13 @@ def _manifest_problem(name: str, proc) -> Problem | None:
         unknown = [a for a in (el.get("action") or "notify").replace(" ", "").split(",") if a and a not in sla.ACTIONS]
         if unknown:
             return Problem(f"unknown escalation action(s) {', '.join(unknown)}: use {', '.join(sla.ACTIONS)}", **where)
+    for el in proc.iter(f"{{{TB_NS}}}sla"):
+        source = el.get("promisedFrom")
+        if source is not None and not source.strip().isidentifier():
+            owner = el.getparent().getparent() if el.getparent() is not None else None
+            return Problem(f"promisedFrom='{source}' must name a data field (letters, digits, _) holding the "
+                           "promised number of units", file=name, line=el.sourceline,
+                           element_id=owner.get("id") if owner is not None else None)
     manifest = process_manifest(proc)
     for text in approval_rules.problems(manifest):
         tid, _, message = text.partition(": ")

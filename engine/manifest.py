@@ -100,7 +100,7 @@ def data_pulls(el) -> list[dict]:
     return pulls
 
 
-SLA_KEYS = ("limit", "unit", "warn", "warnBefore", "statutory", "promised", "region", "approver")
+SLA_KEYS = ("limit", "unit", "warn", "warnBefore", "statutory", "promised", "promisedFrom", "region", "approver")
 
 
 def escalations(el) -> list[dict]:

@@ -21,6 +21,7 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import select, update
 
+from . import audit
 from .calendar import DEFAULT, NATIONAL, Calendar
 from .models import Department, DepartmentChain, Group, HumanTask, Job, SlaClock, SlaPause
 
@@ -93,6 +94,7 @@ def new_clock(sla: dict | None, entry: dict | None, now: datetime, data: dict | 
     limit = _num(sla.get("limit"))
     if statutory is None and limit is not None:
         statutory = limit
+    promised = promised_from(sla, data, statutory, promised)
     base_due = None
     unit = _UNIT_ALIASES.get((sla.get("unit") or "workday").strip().lower(), "workday")
     if statutory is None and promised is None:
@@ -116,6 +118,17 @@ def new_clock(sla: dict | None, entry: dict | None, now: datetime, data: dict | 
         region=sla.get("region") or NATIONAL, approver_group=sla.get("approver") or DEFAULT_APPROVER,
         started_at=now, start_day=now.astimezone(LOCAL).date(), base_due_at=base_due,
         paused_units=0.0, extended=0.0, epoch=0, status="running", provisional=False, chain=[], name="")
+
+
+def promised_from(sla: dict, data: dict | None, statutory: float | None, default: float | None) -> float | None:
+    """``promisedFrom="field"``: the promised limit of this case, a positive number in its data (e.g.
+    set by the routing rules: 7 working days for a small shop, 14 with a fire check), never beyond
+    the statutory limit; ``default`` (the declared ``promised``) while the field has no such number."""
+    source = (sla or {}).get("promisedFrom")
+    value = _num((data or {}).get(source)) if source else None
+    if value is None or value <= 0:
+        return default
+    return min(value, statutory) if statutory is not None else value
 
 
 # ---- arithmetic ---------------------------------------------------------------------------
@@ -388,13 +401,33 @@ def task_closed(runtime, session, h: HumanTask, now: datetime, reason: str) -> N
         stop(session, c, now, reason, cal)
 
 
+def _follow_promise(runtime, session, row, sla: dict, now: datetime, cal: Calendar) -> None:
+    """The case clock follows ``promisedFrom`` when the data changes it: new deadlines, its points
+    planned again in a new epoch (a warning already sent for the old limit may come again for the new
+    one), and an audit event."""
+    if _num((row.data or {}).get(sla["promisedFrom"])) is None:
+        return
+    c = session.scalars(select(SlaClock).where(SlaClock.instance_id == row.id, SlaClock.scope == "instance",
+                                               SlaClock.status != "stopped")).first()
+    if c is None:
+        return
+    value = promised_from(sla, row.data, c.statutory, c.promised)
+    if value == c.promised:
+        return
+    before, c.promised = c.promised, value
+    c.epoch += 1
+    refresh(session, c, cal, now)
+    audit.append(session, runtime.clock, "system", "sla.promised", instance_id=row.id,
+                 detail={"from": before, "to": value, "field": sla["promisedFrom"], "due_at": c.due_at})
+
+
 def instance_saved(runtime, session, row, wf, manifest: dict, now: datetime, new: bool) -> None:
     """Open the instance clock at start, follow the elements that stop the clock, stop it at the end."""
     if not manifest.get("sla") and not manifest.get("pauses"):
         return
     cal = runtime.calendar_provider() or DEFAULT
     if new and manifest.get("sla"):
-        c = new_clock(manifest["sla"], None, now)
+        c = new_clock(manifest["sla"], None, now, row.data)
         if c is not None:
             c.instance_id, c.scope, c.process_key = row.id, "instance", row.process_key
             c.name = manifest.get("name") or row.process_key
@@ -403,6 +436,8 @@ def instance_saved(runtime, session, row, wf, manifest: dict, now: datetime, new
             session.flush()
             compute(c, cal)
             reconcile(session, c, cal, now)
+    elif row.status == "running" and (manifest.get("sla") or {}).get("promisedFrom"):
+        _follow_promise(runtime, session, row, manifest["sla"], now, cal)
     if row.status != "running":
         for c in session.scalars(select(SlaClock).where(SlaClock.instance_id == row.id,
                                                         SlaClock.status != "stopped")):

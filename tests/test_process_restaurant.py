@@ -214,8 +214,12 @@ def test_a_small_restaurant_without_a_sign_needs_only_the_food_licence_within_se
 def small_restaurant(office, ent):
     iid = apply_for(office, application(ent, dining_area_m2=35, seats=12, has_outdoor_sign=False,
                                         food_categories="糕点类,自制饮品"))
+    case = office.engine.sla_status(iid)["instance"]
+    assert (case["promised"], case["statutory"]) == (14, 45)  # before the route is known
     act(office, iid, "window_clerk", "accept", "accept")
     assert open_bpmn_ids(office, iid) == {"market_review"}  # no sign, under 50 m²: no urban, no fire
+    case = office.engine.sla_status(iid)["instance"]
+    assert (case["promised"], case["statutory"]) == (7, 45)  # the case clock follows the route's promise
     # the market step carries the 7-working-day promise (from acceptance), the statutory 10
     market = next(c for c in office.engine.sla_status(iid)["tasks"] if c["bpmn_id"] == "market_review")
     assert (market["promised"], market["statutory"], market["unit"]) == (7, 10, "workday")

@@ -342,14 +342,21 @@ def chain(key, *nodes):
             f'<bpmn:endEvent id="end"/>{flows}</bpmn:process>')
 
 
+# the enterprise record for one step: the name for the case, the legal representative's ID for that step only
+SCOPED_PULL = ('<bpmn:extensionElements><tb:data connector="exchange" operation="enterprise" purpose="核验" '
+               'basis="依据"><tb:input name="uscc" expr="uscc"/><tb:output name="enterprise_name"/>'
+               '<tb:output name="legal_rep_id" scope="task"/></tb:data></bpmn:extensionElements>')
+
+
+def deploy_scoped(engine, key: str, first: str) -> None:
+    """``first`` (pulling SCOPED_PULL), then a user task ``b``."""
+    xml = HEAD + chain(key, first, '<bpmn:userTask id="b" tb:candidateGroups="window"/>') + "</bpmn:definitions>"
+    engine.deploy({f"{key}.bpmn": xml.encode()})
+
+
 def test_a_task_scoped_field_is_shown_to_its_step_and_dropped_when_the_step_completes(xengine, exchange):
     ent = good_enterprise()
-    data = ('<bpmn:extensionElements><tb:data connector="exchange" operation="enterprise" purpose="核验" basis="依据">'
-            '<tb:input name="uscc" expr="uscc"/><tb:output name="enterprise_name"/>'
-            '<tb:output name="legal_rep_id" scope="task"/></tb:data></bpmn:extensionElements>')
-    xml = HEAD + chain("scoped", f'<bpmn:userTask id="a" tb:candidateGroups="window">{data}</bpmn:userTask>',
-                       '<bpmn:userTask id="b" tb:candidateGroups="window"/>') + "</bpmn:definitions>"
-    xengine.deploy({"scoped.bpmn": xml.encode()})
+    deploy_scoped(xengine, "scoped", f'<bpmn:userTask id="a" tb:candidateGroups="window">{SCOPED_PULL}</bpmn:userTask>')
     iid = xengine.start("scoped", {"uscc": ent["uscc"]})["instance_id"]
     [a] = xengine.tasks(instance_id=iid)
     assert xengine.unmask(a["id"], "legal_rep_id", "window_clerk")["value"] == ent["legal_rep_id"]
@@ -362,12 +369,7 @@ def test_a_task_scoped_field_is_shown_to_its_step_and_dropped_when_the_step_comp
 
 def test_a_task_scoped_field_of_a_service_task_is_not_passed_on(xengine, exchange):
     ent = good_enterprise()
-    data = ('<bpmn:extensionElements><tb:data connector="exchange" operation="enterprise" purpose="核验" basis="依据">'
-            '<tb:input name="uscc" expr="uscc"/><tb:output name="enterprise_name"/>'
-            '<tb:output name="legal_rep_id" scope="task"/></tb:data></bpmn:extensionElements>')
-    xml = HEAD + chain("scoped_service", f'<bpmn:serviceTask id="fetch">{data}</bpmn:serviceTask>',
-                       '<bpmn:userTask id="b" tb:candidateGroups="window"/>') + "</bpmn:definitions>"
-    xengine.deploy({"scoped_service.bpmn": xml.encode()})
+    deploy_scoped(xengine, "scoped_service", f'<bpmn:serviceTask id="fetch">{SCOPED_PULL}</bpmn:serviceTask>')
     iid = xengine.start("scoped_service", {"uscc": ent["uscc"]})["instance_id"]
     [b] = xengine.tasks(instance_id=iid)
     assert b["bpmn_id"] == "b"

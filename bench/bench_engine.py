@@ -167,12 +167,12 @@ class EngineLayer:
         if self.lookup == "tasks":
             tasks = self.eng.tasks(instance_id=instance_id)
             return tasks[0]["id"] if tasks else None
-        with self.eng.sessions() as s:
+        with self.eng.readers() as s:  # a read, as the inbox reads
             return s.scalar(select(HumanTask.id).where(
                 HumanTask.instance_id == instance_id, HumanTask.status == "open").limit(1))
 
     def state_size(self, instance_id: int) -> int:
-        with self.eng.sessions() as s:
+        with self.eng.readers() as s:
             return s.scalar(select(func.length(Instance.state)).where(Instance.id == instance_id)) or 0
 
     def instance(self, key: str = THREE_KEY, step_times: list | None = None, size_at=()) -> None:

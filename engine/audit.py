@@ -24,33 +24,46 @@ def _digest(prev: str, at, actor, action, instance_id, definition_id, task_ref, 
     return hashlib.sha256(body.encode()).hexdigest()
 
 
+_HEAD = '["' + GENESIS + '"'
+
+
+def digest_rest(at, actor, action, instance_id, definition_id, task_ref, detail) -> str:
+    """What the hashed text holds after the previous hash: an event's hash is
+    sha256('["' + prev + '"' + rest), so a statement that reads the chain's tail itself can hash the
+    event in the database (``SQL_DIGEST``); ``verify`` checks it like any other."""
+    body = json.dumps([GENESIS, at.isoformat(), actor, action, instance_id, definition_id, task_ref, detail],
+                      sort_keys=True, ensure_ascii=False, separators=(",", ":"), default=str)
+    return body[len(_HEAD):]
+
+
+# PostgreSQL: the hash of an event whose previous hash is the column or expression ``prev`` and whose
+# ``digest_rest`` is the parameter ``rest`` (psycopg style)
+SQL_DIGEST = """encode(sha256(convert_to('["' || {prev} || '"' || %(rest)s, 'UTF8')), 'hex')"""
+
+
 _T = AuditEvent.__table__
 _LAST = select(_T.c.hash).order_by(_T.c.id.desc()).limit(1)
 _INSERT = _T.insert()
 _LOCK = text("SELECT pg_advisory_xact_lock(:k)")
-TAIL_SQL = "SELECT hash FROM tb_audit ORDER BY id DESC LIMIT 1"  # for callers on the DBAPI cursor
 _FIELDS = ["at", "actor", "action", "instance_id", "definition_id", "task_ref", "detail", "prev_hash", "hash"]
 _RAW_LAST, _RAW_INSERT = Prepared(_LAST), Prepared(_INSERT, _FIELDS)
 
 
 def append(db: Session | Connection, clock, actor: str, action: str, *, instance_id=None, definition_id=None,
-           task_ref=None, detail=None, tail: str | None = None) -> str:
+           task_ref=None, detail=None) -> str:
     """Append one event inside the caller's transaction (a Session or a Core Connection); returns its hash.
 
     The first event of a transaction reads the chain's tail under the writer lock (PostgreSQL: an
     advisory lock held to commit; SQLite: BEGIN IMMEDIATE holds the write lock). Later events of the
     same transaction link to the hash the transaction just wrote; a savepoint is a transaction of its
-    own here, so an event rolled back with its savepoint is never linked to. ``tail``: the chain's last
-    hash, read by the caller in this transaction after taking the lock (``LOCK_KEY``, ``TAIL_SQL``)."""
+    own here, so an event rolled back with its savepoint is never linked to."""
     conn = db if isinstance(db, Connection) else db.connection()
     raw = conn is db and conn.dialect.name == "sqlite"  # a hot path on a Core connection: see rawsql
     # the tail this transaction wrote last, kept on the connection (a session's events and events
     # written on its connection see the same one) and valid only in the same (nested) transaction
     txn = conn.get_nested_transaction() or conn.get_transaction()
     cached = conn.info.get("tb_audit_tail")
-    if tail is not None:
-        prev = tail
-    elif cached is not None and cached[0] is txn:
+    if cached is not None and cached[0] is txn:
         prev = cached[1]
     else:
         if conn.dialect.name == "postgresql":

@@ -69,6 +69,25 @@ def is_postgres(session_or_engine) -> bool:
     return bind.dialect.name == "postgresql"
 
 
+class ReadSession(Session):
+    """A session for reading. A block that ends normally commits its (read-only) transaction rather
+    than rolling it back: on PostgreSQL a ROLLBACK makes psycopg forget every statement it prepared
+    on that connection, and readers run between every two actions, so without this no statement
+    would ever stay prepared and each would be parsed and planned again on every call."""
+
+    def __exit__(self, exc_type, exc, tb):
+        if exc_type is None and self.in_transaction():
+            try:
+                self.commit()
+            except Exception:  # noqa: BLE001 - nothing was written; close() rolls back
+                pass
+        super().__exit__(exc_type, exc, tb)
+
+
 def make_sessionmaker(engine: Engine, *, readonly: bool = False) -> sessionmaker[Session]:
-    bind = engine.execution_options(tb_readonly=True) if readonly else engine
-    return sessionmaker(bind, expire_on_commit=False)
+    if not readonly:
+        return sessionmaker(engine, expire_on_commit=False)
+    options = {"tb_readonly": True}
+    if engine.dialect.name == "postgresql":
+        options["postgresql_readonly"] = True  # BEGIN READ ONLY: committing it can never write
+    return sessionmaker(engine.execution_options(**options), class_=ReadSession, expire_on_commit=False)

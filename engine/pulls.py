@@ -371,14 +371,18 @@ _TASK_OPEN = update(_HT).where(_HT.c.id == bindparam("b_id"), _HT.c.status == "w
 _RAW_JOB_DONE, _RAW_TASK_OPEN = Prepared(_JOB_DONE), Prepared(_TASK_OPEN)
 _RAW_PULLED = Prepared(_TP.insert(), ["human_task_id", "instance_id", "data", "at"])
 _RAW_LOG = Prepared(_PL.insert(), [c.key for c in _PL.columns if c.key != "id"])
-# PostgreSQL: the whole apply but the audit event in one statement, sent in one round trip with the read
-# of the audit chain's tail (psycopg's pipeline mode): the job is marked done only if still ours and
-# pending, the task opened only if the job was, the fields and the pull log written only if the task
-# was; the chain's advisory lock is taken in it, before the tail is read by the next statement
+# PostgreSQL: the whole apply in one statement, sent with its lock and its commit in one round trip
+# (psycopg's pipeline mode): the job is marked done only if still ours and pending (else noted), the
+# task opened only if the job was, the fields, the pull log and the audit event written only if the
+# task was. The audit event links to the chain's tail read in the same statement, under the chain's
+# advisory lock taken by the statement before it, and is hashed in the database (audit.SQL_DIGEST)
+_PG_LOCK = "SELECT set_config('synchronous_commit', 'off', true), pg_advisory_xact_lock(%(lock)s)"
 _PG_APPLY = """
 WITH j AS (
   UPDATE tb_job SET status = 'done', fired_at = %(now)s, locked_by = NULL, locked_until = NULL,
-         attempts = attempts + 1, payload = CAST(%(payload)s AS JSON)
+         attempts = attempts + 1, payload = CAST(%(payload)s AS JSON),
+         last_error = CASE WHEN EXISTS (SELECT 1 FROM tb_human_task WHERE id = %(task_id)s AND status = 'waiting')
+                      THEN last_error ELSE 'the task is no longer waiting' END
   WHERE id = %(job_id)s AND status = 'pending' AND locked_by = %(worker)s RETURNING id),
 h AS (
   UPDATE tb_human_task SET status = 'open'
@@ -396,9 +400,16 @@ pl AS (
   FROM h CROSS JOIN json_to_recordset(CAST(%(logs)s AS JSON)) AS r(
     connector text, operation text, fields json, purpose text, basis text, source text, request_id text,
     duration_ms int, result_hash text)
-  RETURNING 1)
-SELECT (SELECT count(*) FROM j), (SELECT count(*) FROM h),
-       set_config('synchronous_commit', 'off', true), pg_advisory_xact_lock(%(lock)s)
+  RETURNING 1),
+t AS (
+  SELECT COALESCE((SELECT hash FROM tb_audit ORDER BY id DESC LIMIT 1), %(genesis)s) AS prev),
+a AS (
+  INSERT INTO tb_audit (at, actor, action, instance_id, definition_id, task_ref, detail, prev_hash, hash)
+  SELECT %(at)s, %(actor)s, 'pull', %(instance_id)s, NULL, %(task_ref)s, CAST(%(detail)s AS JSON), t.prev,
+         """ + audit.SQL_DIGEST.format(prev="t.prev") + """
+  FROM h CROSS JOIN t
+  RETURNING hash)
+SELECT (SELECT count(*) FROM j), (SELECT count(*) FROM h), (SELECT count(*) FROM pl), (SELECT hash FROM a)
 """
 
 
@@ -414,26 +425,18 @@ def _apply_pull(engine, job_id, worker, tid, entry, results, actor, human_task_i
     payload = {"human_task_id": human_task_id, "bpmn_id": entry.get("id")}
     with engine.db.begin() as c:
         if c.dialect.name == "postgresql":
-            # synchronous_commit off: if this commit were lost in a crash, the job's done mark is lost
-            # with it and the pull is simply made again; any later durable commit flushes it anyway
-            done, opened, tail = _pg_apply(c, {
-                "now": now, "payload": json.dumps(payload), "job_id": job_id, "worker": worker,
-                "task_id": human_task_id, "instance_id": instance_id,
-                "data": json.dumps(to_jsonable(merged), ensure_ascii=False), "actor": actor,
-                "task_ref": entry.get("id"), "spiff_task_id": tid, "logs": json.dumps(logs, ensure_ascii=False),
-                "lock": audit.LOCK_KEY})
-        else:
-            done = _RAW_JOB_DONE.execute(c, {"b_id": job_id, "b_worker": worker, "b_now": now,
-                                             "b_payload": payload}) == 1
-            opened = done and _RAW_TASK_OPEN.execute(c, {"b_id": human_task_id}) == 1
-            tail = None
-            if opened:
-                _RAW_PULLED.execute(c, {"human_task_id": human_task_id, "instance_id": instance_id,
-                                        "data": to_jsonable(merged), "at": now})
-                _RAW_LOG.execute(c, [{"at": now, "kind": "pull", "actor": actor, "instance_id": instance_id,
-                                          "human_task_id": human_task_id, "task_ref": entry.get("id"),
-                                          "spiff_task_id": tid, "job_id": job_id, "outcome": "ok", "error": None,
-                                          **log} for log in logs])
+            return _pg_apply(engine, c, now, job_id, worker, tid, entry, actor, human_task_id, instance_id,
+                             merged, detail, logs, payload)
+        done = _RAW_JOB_DONE.execute(c, {"b_id": job_id, "b_worker": worker, "b_now": now,
+                                         "b_payload": payload}) == 1
+        opened = done and _RAW_TASK_OPEN.execute(c, {"b_id": human_task_id}) == 1
+        if opened:
+            _RAW_PULLED.execute(c, {"human_task_id": human_task_id, "instance_id": instance_id,
+                                    "data": to_jsonable(merged), "at": now})
+            _RAW_LOG.execute(c, [{"at": now, "kind": "pull", "actor": actor, "instance_id": instance_id,
+                                  "human_task_id": human_task_id, "task_ref": entry.get("id"),
+                                  "spiff_task_id": tid, "job_id": job_id, "outcome": "ok", "error": None,
+                                  **log} for log in logs])
         if not done:
             return "skipped"  # another worker had it, or it is no longer pending: nothing was written
         if not opened:
@@ -441,23 +444,35 @@ def _apply_pull(engine, job_id, worker, tid, entry, results, actor, human_task_i
             c.execute(_JOB_NOTE, {"b_id": job_id, "b_error": "the task is no longer waiting"})
             return "skipped"
         audit.append(c, engine.clock, actor, "pull", instance_id=instance_id, task_ref=entry.get("id"),
-                     detail={**detail, "task_id": human_task_id}, tail=tail)
+                     detail={**detail, "task_id": human_task_id})
     return "done"
 
 
-def _pg_apply(c, params: dict) -> tuple[bool, bool, str | None]:
-    """(job marked done, task opened, the audit chain's last hash) in one round trip."""
+def _pg_apply(engine, c, now, job_id, worker, tid, entry, actor, human_task_id, instance_id, merged, detail,
+              logs, payload) -> str:
+    """The apply on PostgreSQL: lock, apply, commit, one round trip. synchronous_commit is off for
+    it: if this commit were lost in a crash, the job's done mark is lost with it and the pull is
+    simply made again; any later durable commit flushes it anyway."""
     import psycopg
 
+    at = engine.clock.now()
+    detail = json.loads(json.dumps({**detail, "task_id": human_task_id}, default=str, ensure_ascii=False))
+    params = {"now": now, "payload": json.dumps(payload), "job_id": job_id, "worker": worker,
+              "task_id": human_task_id, "instance_id": instance_id,
+              "data": json.dumps(to_jsonable(merged), ensure_ascii=False), "actor": actor,
+              "task_ref": entry.get("id"), "spiff_task_id": tid, "logs": json.dumps(logs, ensure_ascii=False),
+              "lock": audit.LOCK_KEY, "genesis": audit.GENESIS, "at": at,
+              "detail": json.dumps(detail, ensure_ascii=False),
+              "rest": audit.digest_rest(at, actor, "pull", instance_id, None, entry.get("id"), detail)}
     raw = c.connection.driver_connection
-    pipelined = psycopg.Pipeline.is_supported()
-    with raw.pipeline() if pipelined else contextlib.nullcontext():
-        apply, last = raw.cursor(), raw.cursor()
+    c.info.pop("tb_audit_tail", None)  # this transaction's tail is kept by the database, not here
+    with raw.pipeline() if psycopg.Pipeline.is_supported() else contextlib.nullcontext():
+        lock, apply = raw.cursor(), raw.cursor()
+        lock.execute(_PG_LOCK, params)
         apply.execute(_PG_APPLY, params)
-        last.execute(audit.TAIL_SQL)
-    job, task = apply.fetchone()[:2]
-    row = last.fetchone()
-    return job == 1, task == 1, (row[0] if row else audit.GENESIS)
+        raw.commit()  # sent with the statements; SQLAlchemy's commit at the block's end finds nothing to do
+    job, task, _logged, _hash = apply.fetchone()
+    return "done" if job == 1 and task == 1 else "skipped"
 
 
 _PULLED = select(_TP.c.data).where(_TP.c.human_task_id == bindparam("b_id"))

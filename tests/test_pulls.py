@@ -329,6 +329,88 @@ def test_a_cancelled_task_drops_its_pending_pull(xengine, exchange, clock):
     assert exchange.requests == 0
 
 
+
+def _during_the_call(monkeypatch, action):
+    """Run ``action`` once while the exchange is being asked (after the job was read, before the apply)."""
+    from connectors.http import HttpConnector
+
+    original, done = HttpConnector.request, []
+
+    def request(self, *args, **kwargs):
+        if not done:
+            done.append(1)
+            action()
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(HttpConnector, "request", request)
+
+
+def test_a_task_cancelled_during_the_call_gets_nothing_and_the_job_says_why(xengine, exchange, monkeypatch):
+    from engine.models import AuditEvent, TaskPulled
+
+    deploy(xengine)
+
+    def cancel():
+        with xengine.sessions.begin() as s:
+            s.scalars(select(HumanTask).where(HumanTask.status == "waiting")).one().status = "cancelled"
+
+    _during_the_call(monkeypatch, cancel)
+    iid = start_pull(xengine)
+    assert exchange.requests == 1
+    [h] = all_tasks(xengine, iid)
+    assert h["status"] == "cancelled"
+    assert count(xengine, TaskPulled, instance_id=iid) == 0
+    assert count(xengine, AuditEvent, instance_id=iid, action="pull") == 0
+    assert xengine.pull_log(iid) == []
+    with xengine.readers() as s:
+        job = s.scalars(select(Job).where(Job.instance_id == iid, Job.kind == "pull")).one()
+        assert (job.status, job.last_error, job.locked_by) == ("done", "the task is no longer waiting", None)
+    assert xengine.verify_audit().ok
+
+
+def test_a_job_taken_over_during_the_call_is_applied_by_nobody_twice(xengine, exchange, monkeypatch):
+    from engine.models import AuditEvent, TaskPulled
+
+    deploy(xengine)
+
+    def take_over():
+        with xengine.sessions.begin() as s:
+            s.scalars(select(Job).where(Job.kind == "pull", Job.status == "pending")).one().locked_by = "other"
+
+    _during_the_call(monkeypatch, take_over)
+    iid = start_pull(xengine)
+    [h] = all_tasks(xengine, iid)
+    assert h["status"] == "waiting"  # the other worker will open it; this one wrote nothing
+    assert count(xengine, TaskPulled, instance_id=iid) == 0
+    assert count(xengine, AuditEvent, instance_id=iid, action="pull") == 0
+    with xengine.readers() as s:
+        job = s.scalars(select(Job).where(Job.instance_id == iid, Job.kind == "pull")).one()
+        assert (job.status, job.locked_by, job.attempts) == ("pending", "other", 0)
+
+
+def test_pull_events_hash_into_the_chain_like_every_other_event(xengine, exchange):
+    """On PostgreSQL the pull's audit event is hashed by the database; the chain must verify and the
+    stored hash must be the one the engine computes from the stored event."""
+    from engine import audit
+    from engine.models import AuditEvent
+
+    deploy(xengine)
+    ent = good_enterprise()
+    iids = [start_pull(xengine, ent) for _ in range(3)]
+    with xengine.readers() as s:
+        events = list(s.scalars(select(AuditEvent).where(AuditEvent.instance_id.in_(iids)).order_by(AuditEvent.id)))
+    pulls = [e for e in events if e.action == "pull"]
+    assert len(pulls) == 3
+    for e in pulls:
+        assert e.hash == audit._digest(e.prev_hash, e.at, e.actor, e.action, e.instance_id, e.definition_id,
+                                       e.task_ref, e.detail)
+        assert e.detail["task_id"] and e.detail["pulls"][0]["operation"] == "enterprise"
+    # each event links to the one before it
+    for before, after in zip(events, events[1:], strict=False):
+        assert after.prev_hash == before.hash
+    assert xengine.verify_audit().ok
+
+
 HEAD = ('<?xml version="1.0" encoding="UTF-8"?>\n<bpmn:definitions xmlns:bpmn="http://www.omg.org/spec/BPMN/20100524/MODEL" '
         'xmlns:tb="urn:tongban:bpmn:1" xmlns:spiffworkflow="http://spiffworkflow.org/bpmn/schema/1.0/core" '
         'id="d" targetNamespace="urn:t">\n')

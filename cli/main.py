@@ -188,8 +188,9 @@ def worker(once, interval, as_json):
     if once:
         _out(as_json, eng.run_due_jobs(worker_id()))
         return
+    sched = make_scheduler(eng, interval=interval)  # an invalid setting stops here, before the start line
     click.echo(f"worker {worker_id()} claiming due jobs every {interval:g}s", err=True)
-    make_scheduler(eng, interval=interval).start()
+    sched.start()
 
 
 @main.group()

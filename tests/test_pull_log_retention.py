@@ -363,7 +363,9 @@ def test_rest_pull_log_for_admins_with_filters(app, demo_engine, web_logged):
     assert ids(get("?actor=window_clerk").get_json()) == [L["unmask"]]
     assert ids(get("?outcome=error").get_json()) == [L["error"]]
     assert ids(get("?kind=unmask").get_json()) == [L["unmask"]]
-    assert ids(get("?instance=3").get_json()) == [L["error"], L["old"]]
+    assert ids(get("?instance_id=3").get_json()) == [L["error"], L["old"]]
+    assert ids(get("?instance=3").get_json()) == [L["error"], L["old"]]  # the parameter's earlier name
+    assert ids(get("?instance=3&instance_id=3").get_json()) == [L["error"], L["old"]]
     assert ids(get("?since=2026-01-05").get_json()) == [L["today"], L["unmask"]]  # from 00:00 in Shanghai
     assert ids(get("?since=2026-01-04T00:00:00%2B08:00&until=2026-01-05T09:00:00Z").get_json()) == [L["unmask"]]
     assert ids(get("?until=2026-01-05").get_json()) == [L["error"], L["old"]]
@@ -386,6 +388,8 @@ BAD_QUERIES = [
     ("?kind=download", "kind"),
     ("?instance=abc", "instance"),
     ("?instance=0", "instance"),
+    ("?instance_id=abc", "instance_id"),
+    ("?instance_id=3&instance=4", "instance"),
     ("?limit=0", "limit"),
     ("?limit=501", "limit"),
     ("?connector=" + "x" * 101, "connector"),
@@ -406,8 +410,9 @@ def test_the_endpoint_is_documented(app):
     doc = app.test_client().get("/api/v1/openapi.json").get_json()
     op = doc["paths"]["/pull-log"]["get"]
     assert op["operationId"] == "listPullLog" and {"400", "401", "403"} <= set(op["responses"])
-    assert {p["name"] for p in op["parameters"]} == {"instance", "kind", "connector", "actor", "since", "until",
-                                                     "outcome", "limit"}
+    assert {p["name"] for p in op["parameters"]} == {"instance_id", "instance", "kind", "connector", "actor",
+                                                     "since", "until", "outcome", "limit"}
+    assert [p["name"] for p in op["parameters"] if p.get("deprecated")] == ["instance"]
     assert op["responses"]["200"]["content"]["application/json"]["schema"]["items"] == {
         "$ref": "#/components/schemas/PullLogEntry"}
     assert "result_hash" in doc["components"]["schemas"]["PullLogEntry"]["properties"]
@@ -450,3 +455,10 @@ def test_admin_page_filters_and_shows_bad_dates_inline(client_for, web_logged):
     html = page("?lang=en&since=bad")
     assert "The start date must be a date" in html and "To (inclusive)" in html
     assert client_for("window_clerk").get("/admin/connectors/log").status_code == 403
+
+
+def test_cli_worker_with_a_bad_retention_says_only_why_and_exits_1(tongban, cli_engine):
+    bad = tongban("worker", ok=False, env={RETENTION_ENV: "30"})
+    assert bad.returncode == 1
+    assert bad.stderr.strip().splitlines() == [bad.stderr.strip()]  # one line: no start line before it
+    assert bad.stderr.startswith("error: ") and RETENTION_ENV in bad.stderr and "1096" in bad.stderr

@@ -587,7 +587,12 @@ def pull_log():
     """The data pull log (调取日志), newest first: admins only."""
     require("admin")
     errors: dict[str, str] = {}
-    instance_id = query_int("instance", 0, 1, MAX_ID, errors) or None
+    # instance_id, as /tasks and /licences call it; instance, its first name, is still understood
+    instance_id = query_int("instance_id", 0, 1, MAX_ID, errors) or None
+    alias = query_int("instance", 0, 1, MAX_ID, errors) or None
+    if alias is not None and instance_id is not None and alias != instance_id:
+        errors["instance"] = "differs from instance_id; give one of them"
+    instance_id = instance_id or alias
     kind = query_choice("kind", PULL_KINDS, None, errors)
     outcome = query_choice("outcome", OUTCOMES, None, errors)
     connector, actor = query_name("connector", errors), query_name("actor", errors)

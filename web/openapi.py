@@ -371,7 +371,8 @@ def _paths() -> dict:
         "/pull-log": {"get": _op(
             "The data pull log (调取日志: pulls, service calls, unmaskings), newest first (admin). 400 names "
             "each bad filter", "audit", {"200": _ok(_list(_ref("PullLogEntry")))}, errors=[400, 403],
-            params=[_q("instance", ID, "only this case"),
+            params=[_q("instance_id", ID, "only this case"),
+                    {**_q("instance", ID, "the same as instance_id (its earlier name)"), "deprecated": True},
                     _q("kind", {"type": "string", "enum": ["pull", "service", "unmask"]}, "only this kind"),
                     _q("connector", {"type": "string", "maxLength": 100}, "only this connector"),
                     _q("actor", {"type": "string", "maxLength": 100}, "only entries by this actor"),

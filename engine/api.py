@@ -13,7 +13,7 @@ from datetime import date, datetime, timedelta
 
 from sqlalchemy import ARRAY, BigInteger, any_, case, cast, delete, func, or_, select, union
 
-from . import audit, definitions, directory, flowcheck, forms, jobs, pulllog, pulls
+from . import audit, definitions, directory, flowcheck, forms, jobs, pulllog, pulls, sealing
 from . import calendar as workcal
 from .approval import ApprovalMixin
 from .clock import SYSTEM_CLOCK, Clock
@@ -476,9 +476,12 @@ class Engine(SlaMixin, ApprovalMixin, LicenceMixin):
     def _config_dict(name: str, cls, cfg) -> dict:
         schema = getattr(cls, "config_schema", {}) or {}
         secret_keys = sorted({k for k, v in schema.items() if v.get("secret")} | set((cfg.secrets if cfg else {}) or {}))
+        unreadable = cfg is not None and isinstance(cfg.secrets, sealing.Unreadable)
         return {"name": name, "config": dict(cfg.config) if cfg else {},
-                "secrets": {k: "set" if cfg is not None and (cfg.secrets or {}).get(k) else "not set"
+                "secrets": {k: "unreadable" if unreadable else
+                            "set" if cfg is not None and (cfg.secrets or {}).get(k) else "not set"
                             for k in secret_keys},
+                **({"secrets_error": sealing.Unreadable.reason} if unreadable else {}),
                 "revision": cfg.revision if cfg else 0, "updated_at": _iso(cfg.updated_at) if cfg else None,
                 "updated_by": cfg.updated_by if cfg else None}
 
@@ -508,13 +511,18 @@ class Engine(SlaMixin, ApprovalMixin, LicenceMixin):
             if cfg is None:
                 cfg = ConnectorConfig(name=name, config={}, secrets={}, revision=0, updated_at=now, updated_by=actor)
                 s.add(cfg)
+            # secrets sealed with a key this process lacks are kept as they are, unless new ones are
+            # given: those replace them all (the old ones cannot be read to merge with)
+            keep = isinstance(cfg.secrets, sealing.Unreadable) and not secrets
             merged = dict(cfg.secrets or {})
             for k, v in (secrets or {}).items():
                 if v in (None, ""):
                     merged.pop(k, None)
                 else:
                     merged[k] = str(v)
-            cfg.config, cfg.secrets = config, merged
+            cfg.config = config
+            if not keep:
+                cfg.secrets = merged
             cfg.revision = (cfg.revision or 0) + 1
             cfg.updated_at, cfg.updated_by = now, actor
             s.flush()

@@ -9,6 +9,8 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import create_engine, pool
 
+from . import sealing
+
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 
 
@@ -39,6 +41,8 @@ def upgrade(url: str, revision: str = "head") -> None:
     url = _normalize(url)
     if not url.startswith("postgresql"):
         command.upgrade(alembic_config(url), revision)
+        if revision == "head":
+            _seal(url)
         return
     engine = create_engine(url, poolclass=pool.NullPool)
     try:
@@ -49,9 +53,21 @@ def upgrade(url: str, revision: str = "head") -> None:
                 cfg.attributes["connection"] = conn
                 command.upgrade(cfg, revision)
                 conn.commit()
+                if revision == "head":
+                    sealing.seal_stored(conn)  # connector secrets stored before sealing
+                    conn.commit()
             finally:
                 conn.exec_driver_sql(f"SELECT pg_advisory_unlock({_MIGRATION_LOCK})")
                 conn.commit()
+    finally:
+        engine.dispose()
+
+
+def _seal(url: str) -> None:
+    engine = create_engine(url, poolclass=pool.NullPool)
+    try:
+        with engine.begin() as conn:
+            sealing.seal_stored(conn)  # connector secrets stored before sealing
     finally:
         engine.dispose()
 

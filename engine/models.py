@@ -44,6 +44,23 @@ class UTCDateTime(TypeDecorator):
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
+class SealedJSON(TypeDecorator):
+    """A JSON object stored sealed (engine/sealing.py): connector secrets."""
+
+    impl = JSON
+    cache_ok = True
+
+    def process_bind_param(self, value, dialect):
+        from . import sealing
+
+        return None if value is None else sealing.seal(value)
+
+    def process_result_value(self, value, dialect):
+        from . import sealing
+
+        return None if value is None else sealing.unseal(value)
+
+
 # integer primary keys that autoincrement on SQLite and PostgreSQL alike
 BigId = BigInteger().with_variant(Integer(), "sqlite")
 
@@ -282,7 +299,7 @@ class ConnectorConfig(Base):
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     name: Mapped[str] = mapped_column(String(100), unique=True)
     config: Mapped[dict] = mapped_column(JSON, default=dict)
-    secrets: Mapped[dict] = mapped_column(JSON, default=dict)
+    secrets: Mapped[dict] = mapped_column(SealedJSON, default=dict)  # sealed at rest: engine/sealing.py
     revision: Mapped[int] = mapped_column(Integer, default=1)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
     updated_by: Mapped[str] = mapped_column(String(100))

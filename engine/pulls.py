@@ -29,7 +29,7 @@ from SpiffWorkflow.exceptions import TaskNotFoundException
 from SpiffWorkflow.util.task import TaskState
 from sqlalchemy import bindparam, select, update
 
-from . import audit, jobs, licences, masking
+from . import audit, jobs, licences, masking, sealing
 from .errors import Conflict, ConnectorError, EngineError
 from .models import ConnectorConfig, HumanTask, Instance, Job, PullLog, TaskPulled
 from .rawsql import Prepared
@@ -169,6 +169,8 @@ class ConnectorPool:
             self._configs.pop(name, None)
 
     def get(self, name: str, cfg: ConnectorConfig | None):
+        if cfg is not None and isinstance(cfg.secrets, sealing.Unreadable):
+            raise ConnectorError(f"connector '{name}': {sealing.Unreadable.reason}", retryable=False)
         revision = cfg.revision if cfg else 0
         item = self._items.get(name)
         if item is None or item[0] != revision:

@@ -341,7 +341,9 @@ class Runtime:
     def complete(self, session: Session, task_id: int, actor: str, data: dict | None = None,
                  decision: str | None = None, opinion: str | None = None, *, force: bool = False) -> Instance:
         """Complete a task; ``force`` is the engine acting itself (an SLA's deemed decision)."""
-        h = self._human_task(session, task_id)
+        h, pulled = pulls.task_with_pulled(session, task_id)  # one statement: the task and its pulled fields
+        if h is None:
+            raise NotFound(f"no task {task_id}")
         self._check_open(h)
         if not force and not self.may_act(session, h, actor, groups_of(session, actor)):
             raise NotAllowed(f"{actor} may not act on task {h.id} '{h.name}'")
@@ -369,7 +371,7 @@ class Runtime:
         if decision is not None:
             submitted.setdefault("decision", decision)
 
-        pulled = pulls.pulled_values(session, h.id) if entry.get("pulls") else {}
+        pulled = pulled if entry.get("pulls") else {}
 
         def act():
             task.data.update(pulled)  # the declared fields pulled for this step, then the form

@@ -24,6 +24,11 @@ def _digest(prev: str, at, actor, action, instance_id, definition_id, task_ref, 
     return hashlib.sha256(body.encode()).hexdigest()
 
 
+def as_stored(detail) -> dict:
+    """An event's detail as the JSON column gives it back (what its hash covers)."""
+    return json.loads(json.dumps(detail or {}, default=str, ensure_ascii=False))
+
+
 _HEAD = '["' + GENESIS + '"'
 
 
@@ -69,7 +74,7 @@ def append(db: Session | Connection, clock, actor: str, action: str, *, instance
         if conn.dialect.name == "postgresql":
             db.execute(_LOCK, {"k": _PG_LOCK})
         prev = (_RAW_LAST.scalar(db) if raw else db.scalar(_LAST)) or GENESIS
-    detail = json.loads(json.dumps(detail or {}, default=str, ensure_ascii=False))
+    detail = as_stored(detail)
     at = clock.now()
     digest = _digest(prev, at, actor, action, instance_id, definition_id, task_ref, detail)
     values = {"at": at, "actor": actor, "action": action, "instance_id": instance_id,

@@ -410,8 +410,8 @@ a AS (
   SELECT %(at)s, %(actor)s, 'pull', %(instance_id)s, NULL, %(task_ref)s, CAST(%(detail)s AS JSON), t.prev,
          """ + audit.SQL_DIGEST.format(prev="t.prev") + """
   FROM h CROSS JOIN t
-  RETURNING hash)
-SELECT (SELECT count(*) FROM j), (SELECT count(*) FROM h), (SELECT count(*) FROM pl), (SELECT hash FROM a)
+  RETURNING 1)
+SELECT (SELECT count(*) FROM j), (SELECT count(*) FROM h)
 """
 
 
@@ -458,7 +458,7 @@ def _pg_apply(engine, c, now, job_id, worker, tid, entry, actor, human_task_id, 
     import psycopg
 
     at = engine.clock.now()
-    detail = json.loads(json.dumps({**detail, "task_id": human_task_id}, default=str, ensure_ascii=False))
+    detail = audit.as_stored({**detail, "task_id": human_task_id})
     params = {"now": now, "payload": json.dumps(payload), "job_id": job_id, "worker": worker,
               "task_id": human_task_id, "instance_id": instance_id,
               "data": json.dumps(to_jsonable(merged), ensure_ascii=False), "actor": actor,
@@ -473,7 +473,7 @@ def _pg_apply(engine, c, now, job_id, worker, tid, entry, actor, human_task_id, 
         lock.execute(_PG_LOCK, params)
         apply.execute(_PG_APPLY, params)
         raw.commit()  # sent with the statements; SQLAlchemy's commit at the block's end finds nothing to do
-    job, task, _logged, _hash = apply.fetchone()
+    job, task = apply.fetchone()
     return "done" if job == 1 and task == 1 else "skipped"
 
 

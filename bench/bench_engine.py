@@ -8,6 +8,12 @@ instances per second, each layer measured in the same process, runs interleaved:
   raw     SpiffWorkflow in memory: BpmnWorkflow, do_engine_steps, run the READY manual task
   naive   the same, but every step is load -> complete -> save of the whole workflow JSON
           (BpmnWorkflowSerializer, spec included) kept in a dict
+  floor   the least an engine that commits every step can do on SQLite: the live workflow kept in
+          memory (never loaded), its state serialized as the engine does (no spec) and written with
+          one UPDATE guarded by the row version, the task rows updated, one commit per step, on the
+          plain sqlite3 module with the engine's settings (WAL, synchronous=NORMAL); no ORM, no
+          audit, candidates, SLA or opinions. What is left between it and raw is the price of
+          committing each step at all.
   engine  Engine API, one committed transaction per start/complete, on SQLite (temp file)
           and/or PostgreSQL (a throwaway database tb_bench_<random>, dropped afterwards).
           The client looks up the open task of its instance before each complete, with a
@@ -31,6 +37,7 @@ import json
 import os
 import platform
 import pstats
+import sqlite3
 import statistics
 import sys
 import tempfile
@@ -140,6 +147,72 @@ class Naive:
                 step_times.append(time.perf_counter() - t0)
                 self.sizes[step] = len(state)
         del self.store[iid]
+
+
+class Floor:
+    """Raw SpiffWorkflow plus the minimum persistence of a step: see ``floor`` in the docstring."""
+
+    name = "floor sqlite"
+
+    def __init__(self, spec, subs, path: str):
+        from engine.serialization import dump_state
+
+        self.spec, self.subs, self.dump = spec, subs, dump_state
+        self.db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        for pragma in ("journal_mode=WAL", "synchronous=NORMAL", "foreign_keys=ON"):
+            self.db.execute(f"PRAGMA {pragma}")
+        self.db.executescript(
+            "CREATE TABLE IF NOT EXISTS instance (id INTEGER PRIMARY KEY, version INTEGER NOT NULL, state TEXT,"
+            " status TEXT);"
+            "CREATE TABLE IF NOT EXISTS task (id INTEGER PRIMARY KEY, instance_id INTEGER NOT NULL"
+            " REFERENCES instance(id), spiff_id TEXT, name TEXT, status TEXT);"
+            "CREATE INDEX IF NOT EXISTS ix_task_open ON task (instance_id, status);")
+        self.sizes: dict[int, int] = {}
+
+    def _open_tasks(self, iid: int, wf) -> None:
+        for t in _ready(wf):
+            self.db.execute("INSERT INTO task (instance_id, spiff_id, name, status) VALUES (?, ?, ?, 'open')",
+                            (iid, str(t.id), t.task_spec.name))
+
+    def instance(self, step_times: list | None = None, **_kwargs) -> None:
+        wf = BpmnWorkflow(self.spec, self.subs)
+        wf.task_tree.data.update({"initiator": ACTOR})
+        wf.do_engine_steps()
+        self.db.execute("BEGIN IMMEDIATE")
+        iid = self.db.execute("INSERT INTO instance (version, state, status) VALUES (1, ?, 'running')",
+                              (self.dump(wf),)).lastrowid
+        self._open_tasks(iid, wf)
+        self.db.execute("COMMIT")
+        version, step = 1, 0
+        while True:
+            t0 = time.perf_counter()
+            ready = _ready(wf)
+            if not ready:
+                break
+            task = ready[0]
+            task.data.update(PAYLOAD)
+            task.run()
+            wf.do_engine_steps()
+            self.db.execute("BEGIN IMMEDIATE")
+            self.db.execute("UPDATE task SET status = 'completed' WHERE instance_id = ? AND spiff_id = ?",
+                            (iid, str(task.id)))
+            self._open_tasks(iid, wf)
+            state = self.dump(wf)
+            changed = self.db.execute(
+                "UPDATE instance SET version = version + 1, state = ?, status = ? WHERE id = ? AND version = ?",
+                (state, "completed" if wf.is_completed() else "running", iid, version)).rowcount
+            if changed != 1:
+                raise RuntimeError("lost update")
+            self.db.execute("COMMIT")
+            version += 1
+            step += 1
+            if step_times is not None:
+                step_times.append(time.perf_counter() - t0)
+                self.sizes[step] = len(state)
+        assert wf.is_completed()
+
+    def close(self):
+        self.db.close()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -312,6 +385,10 @@ def main(argv=None) -> int:
     tmp = tempfile.TemporaryDirectory(prefix="tb_bench_")
     pg = None
     layers = [Raw(spec3, subs3), Naive(spec3, subs3)]
+    floors: list[Floor] = []
+    if "sqlite" in backends:
+        floors.append(Floor(spec3, subs3, f"{tmp.name}/floor.sqlite"))
+        layers.append(floors[-1])
     engines: list[EngineLayer] = []
     results: dict = {"config": {
         "runs": args.runs, "instances": args.instances, "seq_instances": args.seq_instances,
@@ -356,7 +433,11 @@ def main(argv=None) -> int:
             for n, points in checkpoints.items():
                 key = f"bench_seq_{n}"
                 spec, subs = parse(seq[n], key)
-                seq_layers = [Raw(spec, subs), Naive(spec, subs)] + engines
+                seq_layers = [Raw(spec, subs), Naive(spec, subs)]
+                if "sqlite" in backends:
+                    floors.append(Floor(spec, subs, f"{tmp.name}/floor_{n}.sqlite"))
+                    seq_layers.append(floors[-1])
+                seq_layers += engines
                 for layer in seq_layers:
                     layer.sizes = {}
                     kwargs = {"key": key, "size_at": points} if isinstance(layer, EngineLayer) else None
@@ -372,7 +453,7 @@ def main(argv=None) -> int:
         if args.profile and "sqlite" in backends:
             log(profile_engine(f"sqlite:///{tmp.name}/profile.sqlite", seq[100], "bench_seq_100", 100))
     finally:
-        for e in engines:
+        for e in [*engines, *floors]:
             e.close()
         if pg is not None:
             pg.drop()

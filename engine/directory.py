@@ -35,10 +35,14 @@ def add_user(session: Session, clock, name: str, groups: list[str] = (), display
     return user
 
 
+def no_such_user(name: str) -> NotFound:
+    return NotFound(f"no user '{name}' (add one with: tongban users add {name} --group G)")
+
+
 def get_user(session: Session, name: str) -> User:
     user = session.scalars(select(User).where(User.name == name)).first()
     if user is None or not user.active:
-        raise NotFound(f"no user '{name}' (add one with: tongban users add {name} --group G)")
+        raise no_such_user(name)
     return user
 
 
@@ -48,7 +52,7 @@ def groups_of(session: Session, name: str) -> set[str]:
         select(User.id, Group.name).outerjoin(Membership, Membership.user_id == User.id)
         .outerjoin(Group, Group.id == Membership.group_id).where(User.name == name, User.active.is_(True))).all()
     if not rows:
-        raise NotFound(f"no user '{name}' (add one with: tongban users add {name} --group G)")
+        raise no_such_user(name)
     return {g for _, g in rows if g}
 
 

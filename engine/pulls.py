@@ -478,16 +478,6 @@ def _pg_apply(engine, c, now, job_id, worker, tid, entry, actor, human_task_id, 
 
 
 _PULLED = select(_TP.c.data).where(_TP.c.human_task_id == bindparam("b_id"))
-_TASK_WITH_PULLED = (select(HumanTask, TaskPulled.data).outerjoin(TaskPulled, TaskPulled.human_task_id == HumanTask.id)
-                     .where(HumanTask.id == bindparam("b_id")))
-
-
-def task_with_pulled(session, human_task_id: int) -> tuple[HumanTask | None, dict]:
-    """A human task and the fields pulled for it, in one statement (what completing it reads)."""
-    row = session.execute(_TASK_WITH_PULLED, {"b_id": human_task_id}).first()
-    return (None, {}) if row is None else (row[0], dict(row[1] or {}))
-
-
 def pulled_values(session, human_task_id: int) -> dict:
     """The fields pulled for a human task ({} before its pull applied). Rows are only ever written by
     the apply's own committed transaction, so a Core read on the session's connection is enough."""

@@ -23,20 +23,49 @@ from SpiffWorkflow.bpmn.specs.event_definitions.timer import TimerEventDefinitio
 from SpiffWorkflow.bpmn.util.event import BpmnEvent
 from SpiffWorkflow.exceptions import SpiffWorkflowException, TaskNotFoundException, WorkflowException
 from SpiffWorkflow.util.task import TaskState
-from sqlalchemy import delete, event, select
+from sqlalchemy import bindparam, delete, event, func, select
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import StaleDataError
 
 from . import approval_rules, audit, forms, pulls
 from . import clock as clock_mod
 from . import sla as sla_clock
-from .directory import groups_of
+from .directory import groups_of, no_such_user
 from .errors import Conflict, EngineError, Invalid, NotAllowed, NotFound, ScriptError
-from .models import EventSubscription, HumanTask, Incident, Instance, Job, TaskCandidate
+from .models import (
+    EventSubscription,
+    Group,
+    HumanTask,
+    Incident,
+    Instance,
+    Job,
+    Membership,
+    TaskCandidate,
+    TaskPulled,
+    TaskSign,
+    User,
+)
 from .serialization import dump_state, load_state, to_jsonable
 from .sla import due_times
 
 POLL_SECONDS = 5
+_SEP = "\x1f"  # between the group names of _COMPLETING (a control character no name contains)
+
+# What completing a task reads, in one statement: the task, the fields pulled for it, its instance row
+# (``_load``'s session.get then finds it in the identity map), whether a delegate or an added signer
+# holds the task, and the acting user (NULL: no such active user) with their group names.
+_ACTOR = User.name == bindparam("b_actor")
+_COMPLETING = (
+    select(HumanTask, TaskPulled.data, Instance,
+           select(TaskSign.id).where(TaskSign.human_task_id == HumanTask.id, TaskSign.status == "active")
+           .limit(1).correlate(HumanTask).scalar_subquery(),
+           select(User.id).where(_ACTOR, User.active.is_(True)).scalar_subquery(),
+           select(func.aggregate_strings(Group.name, _SEP)).select_from(Membership)
+           .join(Group, Group.id == Membership.group_id).join(User, User.id == Membership.user_id)
+           .where(_ACTOR, User.active.is_(True)).scalar_subquery())
+    .outerjoin(TaskPulled, TaskPulled.human_task_id == HumanTask.id)
+    .join(Instance, Instance.id == HumanTask.instance_id)
+    .where(HumanTask.id == bindparam("b_id")))
 
 
 class HotCache:
@@ -341,14 +370,19 @@ class Runtime:
     def complete(self, session: Session, task_id: int, actor: str, data: dict | None = None,
                  decision: str | None = None, opinion: str | None = None, *, force: bool = False) -> Instance:
         """Complete a task; ``force`` is the engine acting itself (an SLA's deemed decision)."""
-        h, pulled = pulls.task_with_pulled(session, task_id)  # one statement: the task and its pulled fields
-        if h is None:
+        got = session.execute(_COMPLETING, {"b_id": task_id, "b_actor": actor}).first()
+        if got is None:
             raise NotFound(f"no task {task_id}")
+        h, pulled, _instance, held, actor_id, group_names = got
+        pulled = dict(pulled or {})
         self._check_open(h)
-        if not force and not self.may_act(session, h, actor, groups_of(session, actor)):
-            raise NotAllowed(f"{actor} may not act on task {h.id} '{h.name}'")
         if not force:
-            approval_rules.before_complete(session, h, actor)  # delegated / added signer holds it
+            if actor_id is None:
+                raise no_such_user(actor)
+            if not self.may_act(session, h, actor, set(group_names.split(_SEP)) if group_names else set()):
+                raise NotAllowed(f"{actor} may not act on task {h.id} '{h.name}'")
+            if held is not None:
+                approval_rules.before_complete(session, h, actor)  # delegated / added signer: says who holds it
         row, wf, manifest = self._load(session, h.instance_id)
         if row.status != "running":
             raise NotAllowed(f"instance {row.id} is {row.status}")

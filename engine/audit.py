@@ -63,7 +63,10 @@ def append(db: Session | Connection, clock, actor: str, action: str, *, instance
     same transaction link to the hash the transaction just wrote; a savepoint is a transaction of its
     own here, so an event rolled back with its savepoint is never linked to."""
     conn = db if isinstance(db, Connection) else db.connection()
-    raw = conn is db and conn.dialect.name == "sqlite"  # a hot path on a Core connection: see rawsql
+    # SQLite: the tail read and the insert on the DBAPI cursor of the transaction's connection (see
+    # rawsql), for a session too: the table has no foreign keys, so nothing the session has not
+    # flushed yet can make the insert fail, and every event is written here, in order
+    raw = conn.dialect.name == "sqlite"
     # the tail this transaction wrote last, kept on the connection (a session's events and events
     # written on its connection see the same one) and valid only in the same (nested) transaction
     txn = conn.get_nested_transaction() or conn.get_transaction()
@@ -73,14 +76,14 @@ def append(db: Session | Connection, clock, actor: str, action: str, *, instance
     else:
         if conn.dialect.name == "postgresql":
             db.execute(_LOCK, {"k": _PG_LOCK})
-        prev = (_RAW_LAST.scalar(db) if raw else db.scalar(_LAST)) or GENESIS
+        prev = (_RAW_LAST.scalar(conn) if raw else db.scalar(_LAST)) or GENESIS
     detail = as_stored(detail)
     at = clock.now()
     digest = _digest(prev, at, actor, action, instance_id, definition_id, task_ref, detail)
     values = {"at": at, "actor": actor, "action": action, "instance_id": instance_id,
               "definition_id": definition_id, "task_ref": task_ref, "detail": detail, "prev_hash": prev, "hash": digest}
     if raw:
-        _RAW_INSERT.execute(db, values)
+        _RAW_INSERT.execute(conn, values)
     else:
         db.execute(_INSERT, values)
     conn.info["tb_audit_tail"] = (txn, digest)

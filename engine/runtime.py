@@ -24,6 +24,7 @@ from SpiffWorkflow.bpmn.util.event import BpmnEvent
 from SpiffWorkflow.exceptions import SpiffWorkflowException, TaskNotFoundException, WorkflowException
 from SpiffWorkflow.util.task import TaskState
 from sqlalchemy import bindparam, delete, event, func, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import StaleDataError
 
@@ -53,8 +54,11 @@ _SEP = "\x1f"  # between the group names of _COMPLETING (a control character no 
 
 # What completing a task reads, in one statement: the task, the fields pulled for it, its instance row
 # (``_load``'s session.get then finds it in the identity map), whether a delegate or an added signer
-# holds the task, and the acting user (NULL: no such active user) with their group names.
+# holds the task, the acting user (NULL: no such active user) with their group names, and how many
+# other tasks of the instance are still live (none: the step's task sync has nothing to look up).
 _ACTOR = User.name == bindparam("b_actor")
+LIVE = ("open", "waiting", "supplement", "suspended")
+_OTHER = HumanTask.__table__.alias("other")
 _COMPLETING = (
     select(HumanTask, TaskPulled.data, Instance,
            select(TaskSign.id).where(TaskSign.human_task_id == HumanTask.id, TaskSign.status == "active")
@@ -62,7 +66,10 @@ _COMPLETING = (
            select(User.id).where(_ACTOR, User.active.is_(True)).scalar_subquery(),
            select(func.aggregate_strings(Group.name, _SEP)).select_from(Membership)
            .join(Group, Group.id == Membership.group_id).join(User, User.id == Membership.user_id)
-           .where(_ACTOR, User.active.is_(True)).scalar_subquery())
+           .where(_ACTOR, User.active.is_(True)).scalar_subquery(),
+           select(func.count()).select_from(_OTHER)
+           .where(_OTHER.c.instance_id == HumanTask.instance_id, _OTHER.c.id != HumanTask.id,
+                  _OTHER.c.status.in_(LIVE)).correlate(HumanTask).scalar_subquery())
     .outerjoin(TaskPulled, TaskPulled.human_task_id == HumanTask.id)
     .join(Instance, Instance.id == HumanTask.instance_id)
     .where(HumanTask.id == bindparam("b_id")))
@@ -175,9 +182,11 @@ class Runtime:
                 raise _translate(exc) from exc
 
     def _save(self, session: Session, row: Instance, wf: BpmnWorkflow, manifest: dict, actor: str,
-              new: bool = False) -> None:
+              new: bool = False, others_live: int | None = None) -> None:
+        """``others_live``: live human tasks of the instance besides the one this action closed, when
+        the action already knows (0 spares the task sync its lookup)."""
         now = self.clock.now()
-        self._sync_tasks(session, row, wf, manifest, now, new)
+        self._sync_tasks(session, row, wf, manifest, now, new, others_live)
         approval_rules.after_sync(self, session, row, wf, manifest, now)  # tb:noApprover, tb:initiatorIsApprover
         approval_rules.declared_cc(self, session, row, wf, manifest, now, actor)  # tb:cc on completed elements
         if manifest.get("has_timers"):
@@ -196,18 +205,17 @@ class Runtime:
         instance_id = row.id
         try:
             session.flush()
-        except StaleDataError as exc:
-            raise Conflict(f"instance {instance_id} was changed by someone else; reload and try again") from exc
+        except (StaleDataError, IntegrityError) as exc:
+            raise _changed_meanwhile(instance_id) from exc
         version = row.version
         _on_commit(session, lambda: self.hot.put(row.id, version, wf))
 
-    def _sync_tasks(self, session, row, wf, manifest, now, new):
+    def _sync_tasks(self, session, row, wf, manifest, now, new, others_live=None):
         ready = {str(t.id): t for t in wf.get_tasks(state=TaskState.READY, manual=True)}
         ready = pulls.split_services(self, session, row, ready, manifest, now, new)  # service tasks get a job
-        existing = {} if new else {
+        existing = {} if new or others_live == 0 else {
             h.spiff_task_id: h for h in session.scalars(
-                select(HumanTask).where(HumanTask.instance_id == row.id,
-                                        HumanTask.status.in_(("open", "waiting", "supplement", "suspended"))))}
+                select(HumanTask).where(HumanTask.instance_id == row.id, HumanTask.status.in_(LIVE)))}
         for tid, h in existing.items():
             if tid not in ready:
                 h.status = "cancelled"
@@ -231,7 +239,11 @@ class Runtime:
                 assignee=assignee or None, status="waiting" if entry.get("pulls") else "open",
                 form_key=entry.get("form_key"), created_at=now, due_at=due_at, warn_at=warn_at)
             session.add(h)
-            session.flush()
+            instance_id = row.id  # a failed flush expires the row: its id is read before
+            try:
+                session.flush()
+            except IntegrityError as exc:
+                raise _changed_meanwhile(instance_id) from exc
             sla_clock.task_opened(self, session, row, h, entry, manifest, now, t.data)
             if entry.get("pulls"):
                 pulls.schedule(self, session, row, t, entry, "pull", now, human_task_id=h.id)
@@ -373,7 +385,7 @@ class Runtime:
         got = session.execute(_COMPLETING, {"b_id": task_id, "b_actor": actor}).first()
         if got is None:
             raise NotFound(f"no task {task_id}")
-        h, pulled, _instance, held, actor_id, group_names = got
+        h, pulled, _instance, held, actor_id, group_names, others_live = got
         pulled = dict(pulled or {})
         self._check_open(h)
         if not force:
@@ -437,7 +449,7 @@ class Runtime:
         if counted.get("tally") and counted["tally"]["result"]:
             audit.append(session, self.clock, actor, "countersign.decided", instance_id=row.id, task_ref=h.bpmn_id,
                          detail=counted["tally"])
-        self._save(session, row, wf, manifest, actor)
+        self._save(session, row, wf, manifest, actor, others_live=others_live)
         return row
 
     def fire_timer(self, session: Session, job: Job, actor: str = "system") -> None:
@@ -501,6 +513,14 @@ class Runtime:
         audit.append(session, self.clock, "system", "error", instance_id=instance_id,
                      task_ref=inc.element_id, detail={"incident_id": inc.id, "message": str(exc)})
         return inc
+
+
+def _changed_meanwhile(instance_id: int) -> Conflict:
+    """A concurrent action on the same instance committed first. Its version bump makes ours fail at
+    the guarded update; before that, the rows it mirrored for the same workflow tasks (the next human
+    task, its pull job: unique per workflow task) can collide with ours on PostgreSQL, whose readers
+    do not wait for writers. Either way the second writer gets a Conflict and nothing is written."""
+    return Conflict(f"instance {instance_id} was changed by someone else; reload and try again")
 
 
 def _find_task(wf: BpmnWorkflow, spiff_task_id: str):

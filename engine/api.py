@@ -296,9 +296,7 @@ class Engine(SlaMixin, ApprovalMixin, LicenceMixin):
     def start(self, key: str, data: dict | None = None, business_key: str | None = None,
               actor: str = "system") -> dict:
         def run(s):
-            if actor != "system":
-                directory.get_user(s, actor)
-            definition = definitions.latest_definition(s, key)
+            definition = definitions.latest_for(s, key, actor)  # and the starter is a user
             start_data = data
             fields = self.start_form(definition)
             if fields:  # the start event declares a form: the applicant's data must satisfy it

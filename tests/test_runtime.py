@@ -7,7 +7,7 @@ import threading
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import select, text, update
+from sqlalchemy import func, select, text, update
 
 from engine.errors import Conflict, NotAllowed, NotFound, ScriptError
 from engine.models import AuditEvent, Incident, Instance, Job
@@ -67,6 +67,24 @@ def test_a_clerk_completes_only_tasks_of_their_groups(engine):
     assert nxt["bpmn_id"] == "approve"
     shown = engine.show(iid)
     assert shown["data"]["fee"] == 10 and shown["data"]["accepted"] is True
+
+
+def test_starting_needs_an_active_user_and_a_deployed_key(engine):
+    engine.deploy(two_step())
+    with pytest.raises(NotFound, match="no user 'nobody_at_all'"):
+        engine.start("two_step", {}, actor="nobody_at_all")
+    with pytest.raises(NotFound, match="no user 'nobody_at_all'"):  # the user is named first
+        engine.start("no_such_process", {}, actor="nobody_at_all")
+    with pytest.raises(NotFound, match="no process with key 'no_such_process'"):
+        engine.start("no_such_process", {}, actor="window_clerk")
+    engine.set_active("window_clerk", False)
+    with pytest.raises(NotFound, match="no user 'window_clerk'"):
+        engine.start("two_step", {}, actor="window_clerk")
+    engine.set_active("window_clerk", True)
+    assert engine.start("two_step", {}, actor="window_clerk")["status"] == "running"
+    assert engine.start("two_step", {}, actor="system")["status"] == "running"
+    with engine.readers() as s:
+        assert s.scalar(select(func.count()).select_from(Instance)) == 2  # nothing written by the refusals
 
 
 def test_a_claimed_task_belongs_to_the_claimer(engine):

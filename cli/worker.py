@@ -33,9 +33,11 @@ def warn_about_calendar(engine) -> list[str]:
 
 
 def purge_pull_log(engine, days: int) -> dict | None:
-    """One retention purge of the pull log as "system"; a failure is logged, never raised."""
+    """One retention purge of the pull log as "system", audited when it deleted something (every
+    worker runs it daily; the first of the day deletes, the others find nothing); a failure is
+    logged, never raised."""
     try:
-        result = engine.purge_pull_log(days, "system")
+        result = engine.purge_pull_log(days, "system", audit_nothing=False)
     except Exception:  # noqa: BLE001 - a failed purge must not stop the worker; it runs again tomorrow
         log.exception("pull log purge failed")
         return None

@@ -564,16 +564,19 @@ class Engine(SlaMixin, ApprovalMixin, LicenceMixin):
                      "duration_ms": p.duration_ms, "outcome": p.outcome, "error": p.error,
                      "result_hash": p.result_hash} for p in s.scalars(q)]
 
-    def purge_pull_log(self, older_than_days: int, actor: str) -> dict:
+    def purge_pull_log(self, older_than_days: int, actor: str, *, audit_nothing: bool = True) -> dict:
         """Delete pull log entries older than ``older_than_days`` (at least ``PULL_LOG_MIN_DAYS``, 3 years)
-        and audit the purge in the same transaction: ``{"deleted": n, "before": cutoff}``."""
+        and audit the purge in the same transaction: ``{"deleted": n, "before": cutoff}``.
+        ``audit_nothing=False`` (the workers' daily run: every worker runs it, one of them deletes)
+        writes the audit event only when something was deleted."""
         days = pulllog.check_days(older_than_days)
         before = pulllog.cutoff(self.clock.now(), days)
         with self.sessions.begin() as s:
             deleted = s.execute(delete(PullLog).where(PullLog.at < before)
                                 .execution_options(synchronize_session=False)).rowcount
-            audit.append(s, self.clock, actor, "pull_log.purge",
-                         detail={"deleted": deleted, "before": _iso(before), "older_than_days": days})
+            if deleted or audit_nothing:
+                audit.append(s, self.clock, actor, "pull_log.purge",
+                             detail={"deleted": deleted, "before": _iso(before), "older_than_days": days})
         return {"deleted": deleted, "before": _iso(before)}
 
     def incidents(self, *, open_only: bool = True, instance_id: int | None = None, limit: int = 200) -> list[dict]:

@@ -233,11 +233,17 @@ def test_the_worker_purges_daily_when_a_retention_is_set(engine, clock, logged, 
     [event] = audit_events(engine, "pull_log.purge")
     assert event.actor == "system" and event.detail["older_than_days"] == 1200
     assert pull_count(engine) == len(logged) - 1
+    # a second worker's run the same day finds nothing and adds no event; an administrator's purge
+    # that deletes nothing is still recorded (someone asked for it)
+    assert job.func(*job.args, **job.kwargs)["deleted"] == 0
+    assert len(audit_events(engine, "pull_log.purge")) == 1
+    assert engine.purge_pull_log(1200, "admin")["deleted"] == 0
+    assert [e.actor for e in audit_events(engine, "pull_log.purge")] == ["system", "admin"]
 
 
 def test_a_failed_purge_is_logged_and_does_not_stop_the_worker(caplog):
     class Broken:
-        def purge_pull_log(self, days, actor):
+        def purge_pull_log(self, days, actor, **_options):
             raise RuntimeError("database is down")
 
     with caplog.at_level(logging.ERROR, logger="tongban.worker"):

@@ -442,7 +442,8 @@ class Runtime:
         sla_clock.task_closed(self, session, h, h.completed_at, "completed")
         h.decision = decision
         h.opinion = opinion
-        session.execute(delete(TaskCandidate).where(TaskCandidate.task_id == h.id))
+        with session.no_autoflush:  # the task's own changes go with the step's next flush
+            session.execute(delete(TaskCandidate).where(TaskCandidate.task_id == h.id))
         audit.append(session, self.clock, actor, "complete", instance_id=row.id, task_ref=h.bpmn_id,
                      detail={"task_id": h.id, "data": submitted, "decision": decision, "opinion": opinion})
         approval_rules.record(session, self.clock, h, actor, decision or "complete", decision=decision, text=opinion)

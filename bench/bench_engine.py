@@ -95,10 +95,12 @@ class Raw:
     def __init__(self, spec, subs):
         self.spec, self.subs = spec, subs
 
-    def instance(self, step_times: list | None = None) -> None:
+    def instance(self, step_times: list | None = None, **_kwargs) -> None:
         wf = BpmnWorkflow(self.spec, self.subs)
         wf.task_tree.data.update({"initiator": ACTOR})
         wf.do_engine_steps()
+        self.started(wf)
+        step = 0
         while True:
             t0 = time.perf_counter()
             ready = _ready(wf)
@@ -108,9 +110,17 @@ class Raw:
             task.data.update(PAYLOAD)
             task.run()
             wf.do_engine_steps()
+            step += 1
+            self.stepped(wf, task, step)
             if step_times is not None:
                 step_times.append(time.perf_counter() - t0)
         assert wf.is_completed()
+
+    def started(self, wf) -> None:
+        """After the start's engine steps (a layer that persists writes the new instance here)."""
+
+    def stepped(self, wf, task, step: int) -> None:
+        """After each completed step and its engine steps."""
 
 
 class Naive:
@@ -149,7 +159,7 @@ class Naive:
         del self.store[iid]
 
 
-class Floor:
+class Floor(Raw):
     """Raw SpiffWorkflow plus the minimum persistence of a step: see ``floor`` in the docstring."""
 
     name = "floor sqlite"
@@ -157,7 +167,8 @@ class Floor:
     def __init__(self, spec, subs, path: str):
         from engine.serialization import dump_state
 
-        self.spec, self.subs, self.dump = spec, subs, dump_state
+        super().__init__(spec, subs)
+        self.dump = dump_state
         self.db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         for pragma in ("journal_mode=WAL", "synchronous=NORMAL", "foreign_keys=ON"):
             self.db.execute(f"PRAGMA {pragma}")
@@ -174,42 +185,28 @@ class Floor:
             self.db.execute("INSERT INTO task (instance_id, spiff_id, name, status) VALUES (?, ?, ?, 'open')",
                             (iid, str(t.id), t.task_spec.name))
 
-    def instance(self, step_times: list | None = None, **_kwargs) -> None:
-        wf = BpmnWorkflow(self.spec, self.subs)
-        wf.task_tree.data.update({"initiator": ACTOR})
-        wf.do_engine_steps()
+    def started(self, wf) -> None:
         self.db.execute("BEGIN IMMEDIATE")
-        iid = self.db.execute("INSERT INTO instance (version, state, status) VALUES (1, ?, 'running')",
-                              (self.dump(wf),)).lastrowid
-        self._open_tasks(iid, wf)
+        self.iid = self.db.execute("INSERT INTO instance (version, state, status) VALUES (1, ?, 'running')",
+                                   (self.dump(wf),)).lastrowid
+        self._open_tasks(self.iid, wf)
         self.db.execute("COMMIT")
-        version, step = 1, 0
-        while True:
-            t0 = time.perf_counter()
-            ready = _ready(wf)
-            if not ready:
-                break
-            task = ready[0]
-            task.data.update(PAYLOAD)
-            task.run()
-            wf.do_engine_steps()
-            self.db.execute("BEGIN IMMEDIATE")
-            self.db.execute("UPDATE task SET status = 'completed' WHERE instance_id = ? AND spiff_id = ?",
-                            (iid, str(task.id)))
-            self._open_tasks(iid, wf)
-            state = self.dump(wf)
-            changed = self.db.execute(
-                "UPDATE instance SET version = version + 1, state = ?, status = ? WHERE id = ? AND version = ?",
-                (state, "completed" if wf.is_completed() else "running", iid, version)).rowcount
-            if changed != 1:
-                raise RuntimeError("lost update")
-            self.db.execute("COMMIT")
-            version += 1
-            step += 1
-            if step_times is not None:
-                step_times.append(time.perf_counter() - t0)
-                self.sizes[step] = len(state)
-        assert wf.is_completed()
+        self.version = 1
+
+    def stepped(self, wf, task, step: int) -> None:
+        self.db.execute("BEGIN IMMEDIATE")
+        self.db.execute("UPDATE task SET status = 'completed' WHERE instance_id = ? AND spiff_id = ?",
+                        (self.iid, str(task.id)))
+        self._open_tasks(self.iid, wf)
+        state = self.dump(wf)
+        changed = self.db.execute(
+            "UPDATE instance SET version = version + 1, state = ?, status = ? WHERE id = ? AND version = ?",
+            (state, "completed" if wf.is_completed() else "running", self.iid, self.version)).rowcount
+        if changed != 1:
+            raise RuntimeError("lost update")
+        self.db.execute("COMMIT")
+        self.version += 1
+        self.sizes[step] = len(state)
 
     def close(self):
         self.db.close()

@@ -23,12 +23,12 @@ from sqlalchemy.orm import Session
 
 from . import approval_rules, audit, sla
 from .bpmn_xml import BPMN_NS, SPIFF_NS, TB_NS, kind_of, line_of, parse_xml, xsd_problems
-from .directory import no_such_user
+from .directory import active_user_id, no_such_user
 from .errors import InvalidProcess, NotFound, Problem
 from .forms import fields_from_json_schema
 from .licences import LicenceAwareParser
 from .manifest import process_manifest
-from .models import ProcessDefinition, User
+from .models import ProcessDefinition
 from .scripts import check_expression, check_script
 from .serialization import spec_registry
 
@@ -415,21 +415,22 @@ class SpecCache:
         return item
 
 
+def _latest_select(key: str, *also):
+    return (select(ProcessDefinition, *also).where(ProcessDefinition.key == key)
+            .order_by(ProcessDefinition.version.desc()).limit(1))
+
+
 def _latest(session: Session, key: str) -> ProcessDefinition | None:
-    return session.scalars(select(ProcessDefinition).where(ProcessDefinition.key == key)
-                           .order_by(ProcessDefinition.version.desc()).limit(1)).first()
+    return session.scalars(_latest_select(key)).first()
 
 
 def latest_for(session: Session, key: str, actor: str) -> ProcessDefinition:
     """The latest version of ``key`` and a check that ``actor`` ("system", or an active user) may
     be named as its starter, in one statement; NotFound for an unknown user first, then for an
     unknown key."""
-    got = session.execute(
-        select(ProcessDefinition,
-               select(User.id).where(User.name == actor, User.active.is_(True)).scalar_subquery())
-        .where(ProcessDefinition.key == key).order_by(ProcessDefinition.version.desc()).limit(1)).first()
-    if actor != "system" and (got is None or got[1] is None) and session.scalar(
-            select(User.id).where(User.name == actor, User.active.is_(True))) is None:
+    starter = active_user_id(actor)
+    got = session.execute(_latest_select(key, starter.scalar_subquery())).first()
+    if actor != "system" and (got is None or got[1] is None) and session.scalar(starter) is None:
         raise no_such_user(actor)
     if got is None:
         raise NotFound(f"no process with key '{key}' is deployed")

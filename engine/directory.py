@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import secrets
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from .errors import NotAllowed, NotFound
@@ -44,6 +44,26 @@ def get_user(session: Session, name: str) -> User:
     if user is None or not user.active:
         raise no_such_user(name)
     return user
+
+
+NAME_SEP = "\x1f"  # between the names of ``group_names_joined`` (a control character no name contains)
+
+
+def active_user_id(name):
+    """SELECT of the id of the active user ``name`` (a value or a bind parameter)."""
+    return select(User.id).where(User.name == name, User.active.is_(True))
+
+
+def group_names_joined(name):
+    """SELECT of the active user's group names joined by ``NAME_SEP`` in one value (NULL when none),
+    for statements that read a user's groups along with other things; ``split_names`` reads it."""
+    return (select(func.aggregate_strings(Group.name, NAME_SEP)).select_from(Membership)
+            .join(Group, Group.id == Membership.group_id).join(User, User.id == Membership.user_id)
+            .where(User.name == name, User.active.is_(True)))
+
+
+def split_names(joined: str | None) -> set[str]:
+    return set(joined.split(NAME_SEP)) if joined else set()
 
 
 def groups_of(session: Session, name: str) -> set[str]:

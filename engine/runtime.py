@@ -31,49 +31,42 @@ from sqlalchemy.orm.exc import StaleDataError
 from . import approval_rules, audit, forms, pulls
 from . import clock as clock_mod
 from . import sla as sla_clock
-from .directory import groups_of, no_such_user
+from .directory import active_user_id, group_names_joined, groups_of, no_such_user, split_names
 from .errors import Conflict, EngineError, Invalid, NotAllowed, NotFound, ScriptError
 from .models import (
     EventSubscription,
-    Group,
     HumanTask,
     Incident,
     Instance,
     Job,
-    Membership,
     TaskCandidate,
     TaskPulled,
     TaskSign,
-    User,
 )
 from .serialization import dump_state, load_state, to_jsonable
 from .sla import due_times
 
 POLL_SECONDS = 5
-_SEP = "\x1f"  # between the group names of _COMPLETING (a control character no name contains)
+LIVE = ("open", "waiting", "supplement", "suspended")
 
 # What completing a task reads, in one statement: the task, the fields pulled for it, its instance row
 # (``_load``'s session.get then finds it in the identity map), whether a delegate or an added signer
 # holds the task, the acting user (NULL: no such active user) with their group names, and how many
 # other tasks of the instance are still live (none: the step's task sync has nothing to look up).
-_ACTOR = User.name == bindparam("b_actor")
-LIVE = ("open", "waiting", "supplement", "suspended")
+_ACTOR = bindparam("b_actor")
 _OTHER = HumanTask.__table__.alias("other")
 _COMPLETING = (
     select(HumanTask, TaskPulled.data, Instance,
            select(TaskSign.id).where(TaskSign.human_task_id == HumanTask.id, TaskSign.status == "active")
            .limit(1).correlate(HumanTask).scalar_subquery(),
-           select(User.id).where(_ACTOR, User.active.is_(True)).scalar_subquery(),
-           select(func.aggregate_strings(Group.name, _SEP)).select_from(Membership)
-           .join(Group, Group.id == Membership.group_id).join(User, User.id == Membership.user_id)
-           .where(_ACTOR, User.active.is_(True)).scalar_subquery(),
+           active_user_id(_ACTOR).scalar_subquery(),
+           group_names_joined(_ACTOR).scalar_subquery(),
            select(func.count()).select_from(_OTHER)
            .where(_OTHER.c.instance_id == HumanTask.instance_id, _OTHER.c.id != HumanTask.id,
                   _OTHER.c.status.in_(LIVE)).correlate(HumanTask).scalar_subquery())
     .outerjoin(TaskPulled, TaskPulled.human_task_id == HumanTask.id)
     .join(Instance, Instance.id == HumanTask.instance_id)
     .where(HumanTask.id == bindparam("b_id")))
-
 
 class HotCache:
     """Live workflows of recently touched instances, keyed by instance id with their row version."""
@@ -391,7 +384,7 @@ class Runtime:
         if not force:
             if actor_id is None:
                 raise no_such_user(actor)
-            if not self.may_act(session, h, actor, set(group_names.split(_SEP)) if group_names else set()):
+            if not self.may_act(session, h, actor, split_names(group_names)):
                 raise NotAllowed(f"{actor} may not act on task {h.id} '{h.name}'")
             if held is not None:
                 approval_rules.before_complete(session, h, actor)  # delegated / added signer: says who holds it

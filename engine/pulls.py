@@ -37,20 +37,19 @@ from .serialization import to_jsonable
 
 log = logging.getLogger("tongban.pulls")
 KINDS = ("pull", "service")
-_parked: set[int] = set()
 
 
 # ---- step transaction side (called from runtime) ------------------------------------------
 def park_services(spec, subs) -> None:
     """Service tasks wait for a job instead of running inline (SpiffWorkflow's call_service hides
     every connector error as NameError): a manual spec stays READY in do_engine_steps."""
-    if id(spec) in _parked:
+    if getattr(spec, "_tb_parked", False):  # marked on the object: an id() could be reused by a newer spec
         return
     for s in [spec, *subs.values()]:
         for ts in s.task_specs.values():
             if isinstance(ts, ServiceTask):
                 ts.manual = True
-    _parked.add(id(spec))
+    spec._tb_parked = True
 
 
 def split_services(runtime, session, row, ready: dict, manifest: dict, now, new: bool) -> dict:

@@ -74,6 +74,8 @@ class Engine(SlaMixin, ApprovalMixin, LicenceMixin):
         self.connector_registry = connectors if connectors is not None else default_registry()
         self.connector_pool = pulls.ConnectorPool(self.connector_registry)
         self.run_pulls_inline = True  # run the pull jobs an action created right after its commit
+        # and write their requests while the action is saved (connectors that can: http, exchange)
+        self.send_pulls_early = os.environ.get("TONGBAN_PULLS_EARLY", "1") != "0"
         self.runtime.calendar_provider = self.calendar
         self._init_sla()  # SLA and e-mail job handlers (engine/escalation.py)
 
@@ -280,9 +282,7 @@ class Engine(SlaMixin, ApprovalMixin, LicenceMixin):
     # ---- instances ----------------------------------------------------------------------
     def _guarded(self, fn):
         try:
-            with self.sessions.begin() as s:
-                if self.run_pulls_inline:
-                    s.info["tb_inline_worker"] = self.inline_worker
+            with pulls.inline_step(self) as s:
                 result = fn(s)
                 created = pulls.new_jobs(s)
             self._run_new_jobs(created)

@@ -101,6 +101,17 @@ class Connector:
     def call(self, operation: str, inputs: dict) -> Result:
         raise NotImplementedError
 
+    def send_early(self, operation: str, inputs: dict):
+        """Optionally start the call now and return an object whose ``result()`` gives the
+        ``Result`` later and whose ``discard()`` drops it unread. The engine sends a pull this way
+        while the step that needs it is still being saved (it must not block: write a request,
+        do not wait). ``None``: not supported now; the engine calls ``call()`` after the commit."""
+        return None
+
+    def prepare_early(self) -> None:
+        """Get ready for the next ``send_early`` (e.g. open a connection); called outside any
+        transaction after the inline calls."""
+
     def close(self) -> None:
         pass
 

@@ -90,13 +90,44 @@ def schedule(runtime, session, row, task, entry: dict, kind: str, now, human_tas
                        "bpmn_id": entry.get("id")},
               dedupe_key=f"{kind}:{tid}", max_attempts=5)
     inline = session.info.get("tb_inline_worker")
+    early = None
     if inline:
         # leased to the action's own process, which runs it right after the commit; if that process
         # dies first, the lease runs out and any worker takes the job
         job.locked_by, job.locked_until = inline, now + jobs.LEASE
+        pool = session.info.get("tb_early")
+        if pool is not None and not errors:
+            early = [send_early(pool, pull, values) for pull, values in zip(entry.get("pulls") or [], inputs,
+                                                                            strict=False)]
     session.add(job)
-    session.info.setdefault("tb_new_jobs", []).append((job, entry, _actor_names(entry, task)))
+    session.info.setdefault("tb_new_jobs", []).append((job, entry, _actor_names(entry, task), early))
     return job
+
+
+def send_early(pool, pull: dict, inputs: dict):
+    """The pull's request written now, while its step is being saved (the answer is read after the
+    commit, in ``run_claimed``); None when the connector cannot or its configuration copy is stale."""
+    conn = pool.fresh(pull["connector"])
+    if conn is None:
+        return None
+    try:
+        return conn.send_early(pull["operation"], inputs)
+    except Exception:  # noqa: BLE001 - the call is simply made after the commit instead
+        log.exception("early request of %s.%s failed to go out", pull["connector"], pull["operation"])
+        return None
+
+
+def discard_early(created, pending) -> None:
+    """A step that sent early requests did not commit: close them unread (nothing was received,
+    so nothing enters a case or the pull log; the application log says which requests went out)."""
+    for item in list(pending or []) + [ctx for _id, ctx in created or []]:
+        early = item[3] if isinstance(item, tuple) else item.get("early")
+        entry = item[1] if isinstance(item, tuple) else item.get("entry") or {}
+        for pull, call in zip(entry.get("pulls") or [], early or [], strict=False):
+            if call is not None:
+                call.discard()
+                log.warning("request to %s.%s for step %s sent before its transaction failed; closed unread",
+                            pull["connector"], pull["operation"], entry.get("id"))
 
 
 def _entry_from_spec(spec, bpmn_id: str) -> dict:
@@ -120,13 +151,36 @@ def task_scoped(entry: dict) -> list[str]:
 
 def new_jobs(session) -> list[tuple[int, dict]]:
     """(job id, what running it needs) of the jobs this transaction created, for the inline run."""
-    out = []
-    for job, entry, actor in session.info.pop("tb_new_jobs", []):
+    out, unsaved = [], []
+    for job, entry, actor, early in session.info.pop("tb_new_jobs", []):
         if job.id is not None:
             out.append((job.id, {"kind": job.kind, "payload": dict(job.payload), "instance_id": job.instance_id,
                                  "tid": job.task_ref, "entry": entry, "actor": actor,
-                                 "locked_by": job.locked_by}))
+                                 "locked_by": job.locked_by, "early": early}))
+        else:
+            unsaved.append((job, entry, actor, early))
+    discard_early([], unsaved)
+    session.info["tb_created"] = out  # until the commit succeeds (inline_step discards them otherwise)
     return out
+
+
+@contextlib.contextmanager
+def inline_step(engine):
+    """A step transaction whose pull and service jobs this process runs right after the commit
+    (leased in the transaction, their requests sent early while it saves). If the transaction
+    fails, early requests are closed unread."""
+    s = None
+    try:
+        with engine.sessions.begin() as s:
+            if engine.run_pulls_inline:
+                s.info["tb_inline_worker"] = engine.inline_worker
+                if engine.send_pulls_early:
+                    s.info["tb_early"] = engine.connector_pool
+            yield s
+    except BaseException:
+        if s is not None:
+            discard_early(s.info.pop("tb_created", []), s.info.pop("tb_new_jobs", []))
+        raise
 
 
 def _actor_names(entry: dict, task) -> str:
@@ -160,6 +214,18 @@ class ConnectorPool:
             for n in names:
                 self._configs[n] = (now, found.get(n))
         return {n: self._configs[n][1] for n in names if self._configs[n][1] is not None}
+
+    def fresh(self, name: str):
+        """The pooled connector for ``name`` if this process's copy of its configuration is fresh
+        and the connector was built from it; no database read (used inside a step transaction)."""
+        seen = self._configs.get(name)
+        if seen is None or time.monotonic() - seen[0] > CONFIG_TTL:
+            return None
+        item = self._items.get(name)
+        cfg = seen[1]
+        if item is None or item[0] != (cfg.revision if cfg else 0):
+            return None
+        return item[1]
 
     def forget(self, name: str | None = None) -> None:
         if name is None:
@@ -249,23 +315,35 @@ def run_claimed(engine, job_id: int, worker: str, ctx: dict | None = None) -> st
     else:
         kind, payload, tid, entry, actor = ctx["kind"], ctx["payload"], ctx["tid"], ctx["entry"], ctx["actor"]
         instance_id = ctx["instance_id"]
+    early = list((ctx or {}).get("early") or [])  # requests already sent while the step was saved
     cfgs = engine.connector_pool.configs(engine, {p["connector"] for p in entry.get("pulls") or []})
     # 2. the calls, outside any transaction
-    results, failure = [], None
+    results, failure, used = [], None, []
     for i, pull in enumerate(entry.get("pulls") or []):
         started = time.perf_counter()
+        sent = early[i] if i < len(early) else None
+        if sent is not None:
+            early[i] = None
         try:
             if payload.get("errors"):
                 raise ConnectorError("cannot evaluate the inputs: " + "; ".join(payload["errors"]), retryable=False)
             conn = engine.connector_pool.get(pull["connector"], cfgs.get(pull["connector"]))
+            used.append(conn)
             op = conn.operation(pull["operation"])
-            res = conn.call(pull["operation"], (payload.get("inputs") or [{}] * (i + 1))[i])
+            res = sent.result() if sent is not None else conn.call(pull["operation"],
+                                                                 (payload.get("inputs") or [{}] * (i + 1))[i])
             kept = _kept(pull, op.fields, res.data)
             results.append((pull, res, kept, int((time.perf_counter() - started) * 1000)))
         except Exception as exc:  # noqa: BLE001 - every failure is logged and retried or raised as incident
             err = exc if isinstance(exc, EngineError) else ConnectorError(f"{type(exc).__name__}: {exc}")
             failure = (pull, err, int((time.perf_counter() - started) * 1000))
             break
+    for sent in early:
+        if sent is not None:
+            sent.discard()  # an earlier pull of the step failed: these answers are not read
+    if ctx is not None and failure is None:
+        for conn in used:
+            conn.prepare_early()  # the next step's early request finds a connection open
     if failure is not None:
         return _fail(engine, job_id, worker, kind, entry, results, failure, actor)
     # 3. one short transaction to apply
@@ -304,9 +382,7 @@ def _apply(engine, job_id, worker, kind, tid, entry, results, actor, human_task_
     if kind == "pull" and human_task_id is not None and instance_id is not None:
         return _apply_pull(engine, job_id, worker, tid, entry, results, actor, human_task_id, instance_id, merged,
                            detail, now)
-    with engine.sessions.begin() as s:
-        if engine.run_pulls_inline:
-            s.info["tb_inline_worker"] = engine.inline_worker
+    with inline_step(engine) as s:
         job = s.get(Job, job_id, with_for_update=s.get_bind().dialect.name == "postgresql")
         if job is None or job.status != "pending" or job.locked_by != worker:
             return "skipped"

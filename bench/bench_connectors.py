@@ -17,8 +17,9 @@ production. Per run and database, interleaved:
 Reported (medians over --runs): instances/s of plain and pulls and their ratio; the added cost
 per step, (pulls - plain) / 3 per instance; the exchange's response time per call (direct) and the
 engine's own overhead per pull, added - direct, against the goal of at most 2 ms; and the time the
-engine spent waiting for the exchange's HTTP answers during the pulls run (measured around the
-connector's request, so without its schema checks), which on a 2-core machine shared by the
+engine spent waiting for the exchange's HTTP answers during the pulls run (reading the answers to
+requests written early, plus any request made after the commit; without the schema checks), which
+without early requests and on a 2-core machine shared by the
 engine, the exchange and PostgreSQL is longer than in the tight loop of ``direct``: the exchange
 process must be woken and scheduled for each call. ``added - http in engine`` is what the engine
 itself adds per pull. ``paced``: the exchange's response time when a client without any engine

@@ -286,11 +286,16 @@ class HttpConnector(Connector):
             headers["Content-Type"] = "application/json"
         elif inputs:
             wire += ("&" if "?" in wire else "?") + urlencode({k: _query_value(v) for k, v in inputs.items()})
+        if conn.sock is None:  # never connect here (DNS, TCP, TLS): that is prepare_early's job
+            conn.close()
+            return None
         try:
-            conn.timeout = timeout
-            if conn.sock is not None:
-                conn.sock.settimeout(timeout)
+            # the write must not wait: a request that does not fit the socket's buffer at once is
+            # dropped (the connection with it) and made after the commit instead
+            conn.sock.settimeout(EARLY_WRITE_TIMEOUT)
             conn.request(method, wire, body=body, headers=headers)
+            conn.timeout = timeout
+            conn.sock.settimeout(timeout)
         except (OSError, http.client.HTTPException):
             conn.close()
             return None
@@ -324,6 +329,7 @@ class HttpConnector(Connector):
 
 
 EARLY_IDLE = 4  # idle connections kept per connector for early requests
+EARLY_WRITE_TIMEOUT = 0.05  # seconds an early request's write may take inside a step transaction
 
 
 def _query_value(v) -> str:

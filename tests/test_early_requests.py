@@ -289,3 +289,28 @@ def test_early_idle_connections_are_bounded(recorder):
     assert len(conn._idle) == http_connector.EARLY_IDLE
     conn.close()
     assert conn._idle == []
+
+
+def test_an_early_write_that_would_wait_is_dropped_and_nothing_connects_inside_the_step():
+    import socket
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(4)  # accepts connections (the backlog) but never reads a byte
+    try:
+        url = f"http://127.0.0.1:{listener.getsockname()[1]}"
+        conn = HttpConnector()
+        conn.configure({"base_url": url, "retries": 0, "operations": {"big": {
+            "method": "POST", "input_schema": {"type": "object", "properties": {"blob": {"type": "string"}}}}}}, {})
+        conn.prepare_early()
+        [idle] = conn._idle
+        # far more than the socket buffers take at once: the write would wait for the reader
+        assert conn.send_early("big", {"blob": "x" * (32 * 1024 * 1024)}) is None
+        assert idle.sock is None and conn._idle == []  # that connection is gone, not reused
+        # an idle connection that lost its socket is not reconnected inside the step
+        conn.prepare_early()
+        conn._idle[0].close()
+        assert conn.send_early("big", {"blob": "x"}) is None
+        conn.close()
+    finally:
+        listener.close()

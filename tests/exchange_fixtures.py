@@ -60,6 +60,20 @@ class RunningExchange:
     def requests(self) -> int:
         return self.app.controls.requests
 
+    def fail(self, failure: str) -> None:
+        """``down`` (stopped), ``slow`` (1.5 s, over the test connector's 1 s timeout) or a mode."""
+        if failure == "down":
+            self.stop()
+        elif failure == "slow":
+            self.control(delay=1.5)
+        else:
+            self.control(mode=failure)
+
+    def recover(self) -> None:
+        if self.server is None:
+            self.start()
+        self.control(mode="ok", delay=0)
+
 
 @pytest.fixture
 def exchange():

@@ -126,12 +126,7 @@ def test_a_connection_the_service_closed_meanwhile_costs_nothing_but_a_new_reque
 def test_a_failing_early_answer_is_judged_like_any_answer(xengine, exchange, clock, spied, failure):
     sent, _read = spied
     warm(xengine)
-    if failure == "down":
-        exchange.stop()
-    elif failure == "slow":
-        exchange.control(delay=1.5)  # the connector's timeout is 1 s
-    else:
-        exchange.control(mode=failure)
+    exchange.fail(failure)
     iid = start(xengine, 0)
     assert sent[-1][1] is not None or failure == "down"  # down: the write may already fail
     [task] = xengine.tasks(instance_id=iid, status="all")
@@ -141,9 +136,7 @@ def test_a_failing_early_answer_is_judged_like_any_answer(xengine, exchange, clo
     with xengine.readers() as s:
         job = s.scalars(select(Job).where(Job.instance_id == iid, Job.kind == "pull")).one()
         assert job.status == "pending" and job.attempts == 1 and job.locked_by is None
-    if failure == "down":
-        exchange.start()
-    exchange.control(mode="ok", delay=0)
+    exchange.recover()
     clock.advance(timedelta(minutes=10))
     assert xengine.run_due_jobs("test-worker") == {"done": 1}
     [task] = xengine.tasks(instance_id=iid)

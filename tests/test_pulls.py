@@ -164,12 +164,7 @@ def _until_incident(engine, clock, iid, limit=10):
 def test_failures_wait_retry_raise_an_incident_and_a_retry_after_recovery_duplicates_nothing(
         xengine, exchange, clock, failure):
     deploy(xengine)
-    if failure == "down":
-        exchange.stop()
-    elif failure == "slow":
-        exchange.control(delay=1.5)  # the connector's timeout is 1 s
-    else:
-        exchange.control(mode=failure)
+    exchange.fail(failure)
     iid = start_pull(xengine)
     [task] = all_tasks(xengine, iid)
     # the instance waits: the task is not in any inbox, the job is scheduled again with backoff
@@ -195,9 +190,7 @@ def test_failures_wait_retry_raise_an_incident_and_a_retry_after_recovery_duplic
     again = xengine.retry_incident(incident["id"], "admin")
     assert again["outcome"] == "retry"
     # the exchange recovers; the retry succeeds (the worker does the backoff retries)
-    if failure == "down":
-        exchange.start()
-    exchange.control(mode="ok", delay=0)
+    exchange.recover()
     clock.advance(timedelta(hours=1))
     assert xengine.run_due_jobs("test-worker") == {"done": 1}
     [task] = all_tasks(xengine, iid)

@@ -18,6 +18,7 @@ from .exchange_data import OPERATIONS
 from .http import HttpConnector
 
 EMBEDDED = "embedded"
+_OPERATIONS = {name: Operation(name, title, inputs, outputs) for name, (title, inputs, outputs) in OPERATIONS.items()}
 _embedded_app = None
 _embedded_lock = threading.Lock()
 
@@ -43,7 +44,7 @@ class ExchangeConnector(HttpConnector):
     }
 
     def operations(self) -> dict[str, Operation]:
-        return {name: Operation(name, title, inputs, outputs) for name, (title, inputs, outputs) in OPERATIONS.items()}
+        return dict(_OPERATIONS)  # built once; a copy, so no caller changes them for everybody
 
     def _route(self, operation: str) -> dict:
         return {"method": "POST", "path": f"/api/v1/query/{operation}", "result_path": "data"}
@@ -53,6 +54,9 @@ class ExchangeConnector(HttpConnector):
 
     def base_url(self) -> str:
         return "http://exchange.embedded" if self._embedded() else super().base_url()
+
+    def _early_target(self):
+        return None if self._embedded() else super()._early_target()  # in-process: nothing to write early
 
     def client(self) -> httpx.Client:
         if self._embedded() and self._transport is None:

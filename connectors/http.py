@@ -116,6 +116,7 @@ class HttpConnector(Connector):
         self._client: httpx.Client | None = None
         self._lock = threading.Lock()
         self._idle: list[http.client.HTTPConnection] = []  # kept-alive connections for early requests
+        self._target, self._target_key = None, None
 
     # ---- configuration ------------------------------------------------------------------
     def operations(self) -> dict[str, Operation]:
@@ -247,8 +248,15 @@ class HttpConnector(Connector):
 
     # ---- early requests: written before the step that needs the answer commits -----------
     def _early_target(self) -> tuple[str, str, int, str] | None:
-        """(scheme, host, port, path prefix) when requests can go out on a plain socket: a real http(s) URL,
-        no test or in-process transport, no proxy configured for it."""
+        """(scheme, host, port, path prefix) when requests can go out on a plain socket: a real
+        http(s) URL, no test or in-process transport, no proxy configured for it (the proxy
+        settings are read once per base URL: reading the environment costs more than the write)."""
+        key = (self.config.get("base_url"), self._transport is None)
+        if self._target_key != key:
+            self._target, self._target_key = self._find_early_target(), key
+        return self._target
+
+    def _find_early_target(self) -> tuple[str, str, int, str] | None:
         if self._transport is not None:
             return None
         try:

@@ -118,7 +118,8 @@ def send_early(pool, pull: dict, inputs: dict):
 
 
 def discard_early(created, pending) -> None:
-    """A step that sent early requests did not commit: close them unread (nothing was received,
+    """Early requests whose answers will not be read (their step did not commit, or their job has
+    no row to run from): close them unread (nothing was received,
     so nothing enters a case or the pull log; the application log says which requests went out)."""
     for item in list(pending or []) + [ctx for _id, ctx in created or []]:
         early = item[3] if isinstance(item, tuple) else item.get("early")
@@ -126,8 +127,8 @@ def discard_early(created, pending) -> None:
         for pull, call in zip(entry.get("pulls") or [], early or [], strict=False):
             if call is not None:
                 call.discard()
-                log.warning("request to %s.%s for step %s sent before its transaction failed; closed unread",
-                            pull["connector"], pull["operation"], entry.get("id"))
+                log.warning("request to %s.%s for step %s went out early, but its step did not commit or its "
+                            "job was not saved; closed unread", pull["connector"], pull["operation"], entry.get("id"))
 
 
 def _entry_from_spec(spec, bpmn_id: str) -> dict:

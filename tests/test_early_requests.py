@@ -241,13 +241,15 @@ def test_no_early_path_where_it_would_differ_from_a_normal_call(recorder, monkey
     mocked.configure({"base_url": url, "operations": {"ent": {}}}, {})
     mocked.prepare_early()
     assert mocked.send_early("ent", {}) is None
-    # a proxy configured for the URL
-    conn = _connector(url)
-    conn.prepare_early()
+    # a proxy configured for the URL (read once per connector and base URL)
     monkeypatch.setenv("HTTP_PROXY", "http://proxy.invalid:3128")
     monkeypatch.setenv("NO_PROXY", "")
-    assert conn.send_early("ent", {"code": "A"}) is None
+    proxied = _connector(url)
+    proxied.prepare_early()
+    assert proxied._idle == [] and proxied.send_early("ent", {"code": "A"}) is None
     monkeypatch.delenv("HTTP_PROXY")
+    conn = _connector(url)
+    conn.prepare_early()
     # an open breaker (the normal call fails fast), inputs a normal call would refuse
     breaker = breaker_for(f"{url}|ent", 5, 30.0)
     for _ in range(5):

@@ -12,6 +12,7 @@ import functools
 
 import httpx
 import pytest
+from sqlalchemy import func, select
 
 from connectors.exchange_data import generate
 from connectors.exchange_server import ExchangeApp, make_http_server
@@ -82,6 +83,15 @@ def exchange():
     yield ex
     ex.stop()
     reset_breakers()
+
+
+def count(engine, model, **where) -> int:
+    """Rows of ``model`` matching ``where`` (column = value), read in a fresh session."""
+    with engine.readers() as s:
+        q = select(func.count()).select_from(model)
+        for k, v in where.items():
+            q = q.where(getattr(model, k) == v)
+        return s.scalar(q)
 
 
 def configure_exchange(engine, exchange, **extra):

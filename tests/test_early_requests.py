@@ -13,7 +13,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import httpx
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from connectors import http as http_connector
 from connectors.http import EarlyCall, HttpConnector, breaker_for, reset_breakers
@@ -21,8 +21,8 @@ from engine import pulls
 from engine.errors import ConnectorError
 from engine.models import HumanTask, Instance, Job, PullLog
 from tests.conftest import example_files
+from tests.exchange_fixtures import count, good_enterprise
 from tests.exchange_fixtures import exchange as exchange  # noqa: F401 - fixture
-from tests.exchange_fixtures import good_enterprise
 from tests.exchange_fixtures import xengine as xengine  # noqa: F401 - fixture
 
 
@@ -30,14 +30,6 @@ def start(engine, index=0):
     ent = good_enterprise(index)
     return engine.start("pull_enterprise", {"uscc": ent["uscc"], "applicant_name": ent["legal_rep"]},
                         actor="window_clerk")["instance_id"]
-
-
-def count(engine, model, **where):
-    with engine.readers() as s:
-        q = select(func.count()).select_from(model)
-        for k, v in where.items():
-            q = q.where(getattr(model, k) == v)
-        return s.scalar(q)
 
 
 @pytest.fixture

@@ -11,7 +11,13 @@ from sqlalchemy import func, select
 from engine.errors import Invalid, NotAllowed, NotFound
 from engine.models import HumanTask, Job, PullLog
 from tests.conftest import example_files
-from tests.exchange_fixtures import API_KEY, blacklisted_enterprise, configure_exchange, good_enterprise
+from tests.exchange_fixtures import (
+    API_KEY,
+    blacklisted_enterprise,
+    configure_exchange,
+    count,
+    good_enterprise,
+)
 from tests.exchange_fixtures import exchange as exchange  # noqa: F401 - fixture
 from tests.exchange_fixtures import xengine as xengine  # noqa: F401 - fixture
 
@@ -28,14 +34,6 @@ def start_pull(engine, ent=None):
 
 def all_tasks(engine, iid):
     return engine.tasks(instance_id=iid, status="all")
-
-
-def count(engine, model, **where):
-    with engine.readers() as s:
-        q = select(func.count()).select_from(model)
-        for k, v in where.items():
-            q = q.where(getattr(model, k) == v)
-        return s.scalar(q)
 
 
 def test_pulled_fields_are_in_the_task_data_before_it_reaches_the_inbox(xengine, exchange):

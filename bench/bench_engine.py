@@ -8,6 +8,8 @@ instances per second, each layer measured in the same process, runs interleaved:
   raw     SpiffWorkflow in memory: BpmnWorkflow, do_engine_steps, run the READY manual task
   naive   the same, but every step is load -> complete -> save of the whole workflow JSON
           (BpmnWorkflowSerializer, spec included) kept in a dict
+  serialize  raw plus the engine's serialization of the state (no spec) after the start and each
+          step, no database: what SpiffWorkflow's serializer alone costs against running the steps
   floor   the least an engine that commits every step can do on SQLite: the live workflow kept in
           memory (never loaded), its state serialized as the engine does (no spec) and written with
           one UPDATE guarded by the row version, the task rows updated, one commit per step, on the
@@ -157,6 +159,25 @@ class Naive:
                 step_times.append(time.perf_counter() - t0)
                 self.sizes[step] = len(state)
         del self.store[iid]
+
+
+class Serialize(Raw):
+    """Raw SpiffWorkflow plus serializing its state after the start and every step, as the engine
+    stores it (no spec), with no database: the price of SpiffWorkflow's serializer alone."""
+
+    name = "serialize"
+
+    def __init__(self, spec, subs):
+        from engine.serialization import dump_state
+
+        super().__init__(spec, subs)
+        self.dump = dump_state
+
+    def started(self, wf) -> None:
+        self.dump(wf)
+
+    def stepped(self, wf, task, step: int) -> None:
+        self.dump(wf)
 
 
 class Floor(Raw):
@@ -381,7 +402,7 @@ def main(argv=None) -> int:
 
     tmp = tempfile.TemporaryDirectory(prefix="tb_bench_")
     pg = None
-    layers = [Raw(spec3, subs3), Naive(spec3, subs3)]
+    layers = [Raw(spec3, subs3), Naive(spec3, subs3), Serialize(spec3, subs3)]
     floors: list[Floor] = []
     if "sqlite" in backends:
         floors.append(Floor(spec3, subs3, f"{tmp.name}/floor.sqlite"))

@@ -23,9 +23,9 @@ from SpiffWorkflow.bpmn.specs.event_definitions.timer import TimerEventDefinitio
 from SpiffWorkflow.bpmn.util.event import BpmnEvent
 from SpiffWorkflow.exceptions import SpiffWorkflowException, TaskNotFoundException, WorkflowException
 from SpiffWorkflow.util.task import TaskState
-from sqlalchemy import bindparam, delete, event, func, select
+from sqlalchemy import bindparam, delete, event, func, insert, select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, make_transient_to_detached
 from sqlalchemy.orm.exc import StaleDataError
 
 from . import approval_rules, audit, forms, pulls
@@ -67,6 +67,9 @@ _COMPLETING = (
     .outerjoin(TaskPulled, TaskPulled.human_task_id == HumanTask.id)
     .join(Instance, Instance.id == HumanTask.instance_id)
     .where(HumanTask.id == bindparam("b_id")))
+# a new human task and its candidate rows, written without a flush of the unit of work
+_INSERT_TASK = insert(HumanTask.__table__).returning(HumanTask.__table__.c.id)
+_INSERT_CANDIDATE = insert(TaskCandidate.__table__)
 
 class HotCache:
     """Live workflows of recently touched instances, keyed by instance id with their row version."""
@@ -224,26 +227,36 @@ class Runtime:
             users = [_resolve(u, t.data) for u in entry.get("candidate_users", [])]
             assignee = _resolve(entry["assignee"], t.data) if entry.get("assignee") else None
             due_at, warn_at = due_times(entry, now, t.data, self.calendar_provider())
-            h = HumanTask(
+            values = dict(
                 instance_id=row.id, spiff_task_id=tid, process_key=row.process_key, bpmn_id=bpmn_id,
                 name=getattr(t.task_spec, "bpmn_name", None) or entry.get("name") or bpmn_id,
                 lane=entry.get("lane") or getattr(t.task_spec, "lane", None),
                 candidate_groups=[g for g in groups if g], candidate_users=[u for u in users if u],
-                assignee=assignee or None, status="waiting" if entry.get("pulls") else "open",
-                form_key=entry.get("form_key"), created_at=now, due_at=due_at, warn_at=warn_at)
-            session.add(h)
-            instance_id = row.id  # a failed flush expires the row: its id is read before
-            try:
-                session.flush()
-            except IntegrityError as exc:
-                raise _changed_meanwhile(instance_id) from exc
+                assignee=assignee or None, owner=None, status="waiting" if entry.get("pulls") else "open",
+                priority=50, form_key=entry.get("form_key"), created_at=now, due_at=due_at, warn_at=warn_at,
+                completed_at=None, completed_by=None, decision=None, opinion=None)
+            h = self._insert_task(session, row.id, values)
             sla_clock.task_opened(self, session, row, h, entry, manifest, now, t.data)
             if entry.get("pulls"):
                 pulls.schedule(self, session, row, t, entry, "pull", now, human_task_id=h.id)
-            for g in h.candidate_groups:
-                session.add(TaskCandidate(task_id=h.id, kind="group", name=g))
-            for u in h.candidate_users:
-                session.add(TaskCandidate(task_id=h.id, kind="user", name=u))
+            candidates = [{"task_id": h.id, "kind": "group", "name": g} for g in dict.fromkeys(h.candidate_groups)]
+            candidates += [{"task_id": h.id, "kind": "user", "name": u} for u in dict.fromkeys(h.candidate_users)]
+            if candidates:
+                session.connection().execute(_INSERT_CANDIDATE, candidates)
+
+    @staticmethod
+    def _insert_task(session: Session, instance_id: int, values: dict) -> HumanTask:
+        """Insert a human task row with one statement and hand the session the object as if it had
+        loaded it (every column given), instead of a flush of the unit of work per new task. The
+        session's other pending changes wait for the step's next flush, as before."""
+        try:
+            task_id = session.connection().execute(_INSERT_TASK, values).scalar_one()
+        except IntegrityError as exc:
+            raise _changed_meanwhile(instance_id) from exc
+        h = HumanTask(id=task_id, **values)
+        make_transient_to_detached(h)
+        session.add(h)
+        return h
 
     def _sync_timers(self, session, row, wf, now):
         wanted = {}

@@ -312,7 +312,8 @@ def hand_unseen_to_admins(runtime, session, row, now) -> None:
 
 
 def after_sync(runtime, session, row, wf, manifest: dict, now) -> None:
-    """Apply tb:noApprover and tb:initiatorIsApprover to the tasks this step opened."""
+    """Apply tb:noApprover and tb:initiatorIsApprover to the tasks this step opened; a task that
+    declares no rule and names nobody goes to the administrators, as in a process without rules."""
     if not _rules_declared(manifest):
         if _may_open_unseen(manifest):
             hand_unseen_to_admins(runtime, session, row, now)
@@ -375,7 +376,9 @@ def after_sync(runtime, session, row, wf, manifest: dict, now) -> None:
             acted = True
             break
         if not acted:
-            return
+            break
+    if _may_open_unseen(manifest):  # tasks without a rule of their own still get the default
+        hand_unseen_to_admins(runtime, session, row, now)
 
 
 # ---- declared 抄送: <tb:cc groups="market,tobacco" groupsExpr="..." note="..."/> --------------------------

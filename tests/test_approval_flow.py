@@ -233,6 +233,29 @@ def test_without_a_rule_the_task_stays_as_declared(engine):
     assert engine.tasks(instance_id=iid)[0]["candidate_groups"] == ["ghosts"]
 
 
+def test_a_task_naming_nobody_goes_to_the_administrators_beside_a_rule_elsewhere(engine):
+    """A rule on one task does not switch off the default for another task that names nobody."""
+    body = """
+<bpmn:startEvent id="start"><bpmn:outgoing>f1</bpmn:outgoing></bpmn:startEvent>
+<bpmn:userTask id="check" name="审核" tb:candidateGroups="window" tb:initiatorIsApprover="allow">
+  <bpmn:incoming>f1</bpmn:incoming><bpmn:outgoing>f2</bpmn:outgoing></bpmn:userTask>
+<bpmn:userTask id="nobody" name="无人任务">
+  <bpmn:incoming>f2</bpmn:incoming><bpmn:outgoing>f3</bpmn:outgoing></bpmn:userTask>
+<bpmn:endEvent id="end"><bpmn:incoming>f3</bpmn:incoming></bpmn:endEvent>
+<bpmn:sequenceFlow id="f1" sourceRef="start" targetRef="check"/>
+<bpmn:sequenceFlow id="f2" sourceRef="check" targetRef="nobody"/>
+<bpmn:sequenceFlow id="f3" sourceRef="nobody" targetRef="end"/>
+"""
+    engine.deploy({"mixed.bpmn": (HEAD.format(key="mixed") + body + TAIL).encode()})
+    engine.add_user("boss", [], roles=["admin"])
+    iid = engine.start("mixed", {}, actor="approver")["instance_id"]
+    engine.complete(open_ids(engine, iid)["check"], "window_clerk", {})
+    t = engine.tasks(instance_id=iid)[0]
+    assert t["bpmn_id"] == "nobody" and t["candidate_users"] == ["boss"]
+    assert "approval.no_approver" in [e["action"] for e in engine.trail(iid)]
+    assert engine.complete(t["id"], "boss", {})["status"] == "completed"
+
+
 @pytest.mark.parametrize("rule, left", [("skip", ["after"]), ("auto_approve", ["after"]), ("allow", ["check"])])
 def test_initiator_is_the_only_approver(engine, rule, left):
     engine.add_user("solo_clerk", ["solo"])

@@ -22,6 +22,7 @@ from sqlalchemy.orm.exc import StaleDataError
 
 from . import approval_rules as rules
 from . import audit, directory, notify
+from .runtime import check_open
 from . import sla as slam
 from .errors import Conflict, Invalid, NotAllowed, NotFound
 from .models import (
@@ -97,13 +98,8 @@ class ApprovalMixin:
         return row
 
     @staticmethod
-    def _check_open(h: HumanTask) -> None:
-        if h.status == "completed":
-            raise Conflict(f"task {h.id} was already completed by {h.completed_by}")
-        if h.status == "cancelled":
-            raise Conflict(f"task {h.id} was cancelled meanwhile (returned, withdrawn or moved)")
-        if h.status != "open":
-            raise NotAllowed(f"task {h.id} is {h.status}, not open")
+    def _check_open(h: HumanTask, s=None, actor: str | None = None) -> None:
+        check_open(h, s, actor)
 
     def _holds(self, s, h: HumanTask, actor: str) -> bool:
         """The actor holds the task: its assignee, or a candidate of an unclaimed task."""
@@ -116,7 +112,7 @@ class ApprovalMixin:
 
     def _free_holder(self, s, h: HumanTask, actor: str, what: str) -> None:
         """The actor holds the open task and no delegate or added signer holds it now."""
-        self._check_open(h)
+        self._check_open(h, s, actor)
         self._running(s, h.instance_id)
         sign = self._active_sign(s, h)
         if sign is not None:
@@ -289,7 +285,7 @@ class ApprovalMixin:
 
     def _answer(self, s, task_id, actor, opinion, decision):
         h = self._approval_task(s, task_id)
-        self._check_open(h)
+        self._check_open(h, s, actor)
         self._running(s, h.instance_id)
         sign = self._active_sign(s, h)
         if sign is None or sign.user_name != actor:
@@ -358,7 +354,7 @@ class ApprovalMixin:
             if t is None:
                 raise NotFound(f"no added signer {sign_id}")
             h = self._approval_task(s, t.human_task_id)
-            self._check_open(h)
+            self._check_open(h, s, actor)
             self._running(s, h.instance_id)
             if t.added_by != actor and not self._is_admin(s, actor):
                 raise NotAllowed(f"only {t.added_by} (who added {t.user_name}) may remove them")

@@ -42,6 +42,7 @@ from .models import (
     TaskCandidate,
     TaskPulled,
     TaskSign,
+    User,
 )
 from .serialization import dump_state, load_state, to_jsonable
 from .sla import due_times
@@ -70,6 +71,45 @@ _COMPLETING = (
 # a new human task and its candidate rows, written without a flush of the unit of work
 _INSERT_TASK = insert(HumanTask.__table__).returning(HumanTask.__table__.c.id)
 _INSERT_CANDIDATE = insert(TaskCandidate.__table__)
+
+def took_part(session: Session, h: HumanTask, actor: str, groups: set[str] | None = None) -> bool:
+    """Whether the actor had a part in the task: its holder, whoever completed it, a candidate, an
+    added signer or delegate, or an administrator (``groups``: the actor's, when already read)."""
+    if actor in (h.assignee, h.completed_by, h.owner) or actor in (h.candidate_users or []):
+        return True
+    if groups is not None and groups & set(h.candidate_groups or []):
+        return True
+    got = session.execute(select(User.roles, group_names_joined(bindparam("b_actor")).scalar_subquery())
+                          .where(User.name == bindparam("b_actor"), User.active.is_(True)),
+                          {"b_actor": actor}).first()
+    if got is None:
+        return False
+    roles, joined = got
+    groups = split_names(joined)
+    if "admin" in (roles or []) or approval_rules.ADMIN_GROUP in groups or groups & set(h.candidate_groups or []):
+        return True
+    return session.scalar(select(TaskSign.id).where(TaskSign.human_task_id == h.id, TaskSign.user_name == actor)
+                          .limit(1)) is not None
+
+
+def check_open(h: HumanTask, session: Session | None = None, actor: str | None = None,
+               groups: set[str] | None = None) -> None:
+    """The task is open. Otherwise a Conflict when it was completed or cancelled (another action got
+    there first), NotAllowed for any other state. With ``actor``, someone who had no part in the task
+    learns only that they may not act on it, not its state or who completed it."""
+    if h.status == "open":
+        return
+    if actor is not None and session is not None and not took_part(session, h, actor, groups):
+        raise NotAllowed(f"{actor} may not act on task {h.id} '{h.name}'")
+    if h.status == "completed":
+        raise Conflict(f"task {h.id} was already completed by {h.completed_by}")
+    if h.status == "cancelled":
+        status = session.scalar(select(Instance.status).where(Instance.id == h.instance_id)) if session else None
+        if status not in (None, "running", "suspended"):
+            raise NotAllowed(f"instance {h.instance_id} is {status}")
+        raise Conflict(f"task {h.id} was cancelled meanwhile (returned, withdrawn or moved)")
+    raise NotAllowed(f"task {h.id} is {h.status}, not open")
+
 
 class HotCache:
     """Live workflows of recently touched instances, keyed by instance id with their row version."""
@@ -352,15 +392,13 @@ class Runtime:
             return h.assignee == user_name
         return user_name in (h.candidate_users or []) or bool(groups & set(h.candidate_groups or []))
 
-    def _check_open(self, h: HumanTask):
-        if h.status == "completed":
-            raise Conflict(f"task {h.id} was already completed by {h.completed_by}")
-        if h.status != "open":
-            raise NotAllowed(f"task {h.id} is {h.status}, not open")
+    def _check_open(self, h: HumanTask, session: Session | None = None, actor: str | None = None,
+                    groups: set[str] | None = None):
+        check_open(h, session, actor, groups)
 
     def claim(self, session: Session, task_id: int, actor: str) -> HumanTask:
         h = self._human_task(session, task_id)
-        self._check_open(h)
+        self._check_open(h, session, actor)
         if h.assignee and h.assignee != actor:
             raise NotAllowed(f"task {h.id} is claimed by {h.assignee}")
         if not self.may_act(session, h, actor):
@@ -373,7 +411,7 @@ class Runtime:
     def unclaim(self, session: Session, task_id: int, actor: str, *, force: bool = False) -> HumanTask:
         """Give a claimed task back to its candidates (the holder, or an administrator with force)."""
         h = self._human_task(session, task_id)
-        self._check_open(h)
+        self._check_open(h, session, None if force else actor)
         if not h.assignee:
             raise NotAllowed(f"task {h.id} is not claimed")
         if h.assignee != actor and not force:
@@ -393,7 +431,7 @@ class Runtime:
             raise NotFound(f"no task {task_id}")
         h, pulled, _instance, held, actor_id, group_names, others_live = got
         pulled = dict(pulled or {})
-        self._check_open(h)
+        self._check_open(h, session, None if force else actor, split_names(group_names) if actor_id else set())
         if not force:
             if actor_id is None:
                 raise no_such_user(actor)

@@ -273,6 +273,33 @@ def test_return_to_applicant_pauses_the_clock_until_the_supplement(chain, clock,
     chain.complete(review["id"], "approver", decision="approve")
 
 
+# ---- who learns what about a task that is no longer open ----------------------------------------------
+def test_a_task_that_is_no_longer_open_tells_its_state_only_to_those_who_had_a_part_in_it(chain):
+    iid, review = at_review(chain)
+    accept = [t for t in chain.tasks(instance_id=iid, status="completed") if t["bpmn_id"] == "accept"][0]
+    # someone outside the task: may not act, and is not told it was completed nor by whom
+    for attempt in (lambda: chain.complete(accept["id"], "tobacco_clerk", {}),
+                    lambda: chain.claim(accept["id"], "tobacco_clerk"),
+                    lambda: chain.transfer(accept["id"], "approver2", "tobacco_clerk", "x"),
+                    lambda: chain.delegate(accept["id"], "approver2", "tobacco_clerk", "x"),
+                    lambda: chain.answer(accept["id"], "tobacco_clerk", "x")):
+        with pytest.raises(NotAllowed) as refused:
+            attempt()
+        assert "window_clerk" not in str(refused.value) and "completed" not in str(refused.value)
+    # a candidate of the task who came second: the conflict names who completed it
+    with pytest.raises(Conflict, match="already completed by window_clerk"):
+        chain.complete(accept["id"], "window_clerk", {})
+    # an administrator too
+    with pytest.raises(Conflict, match="already completed by window_clerk"):
+        chain.transfer(accept["id"], "approver2", "boss", "x")
+    # a task cancelled meanwhile (撤回 by its sender) is a conflict for its candidate, not a refusal
+    chain.withdraw(accept["id"], "window_clerk", "填错了")
+    with pytest.raises(Conflict, match="cancelled meanwhile"):
+        chain.complete(review["id"], "approver", decision="approve")
+    with pytest.raises(NotAllowed, match="may not act"):
+        chain.complete(review["id"], "tobacco_clerk", decision="approve")
+
+
 # ---- 撤回 ----------------------------------------------------------------------------------------
 def test_withdraw_while_the_next_step_has_not_acted(chain):
     iid = start(chain)

@@ -13,7 +13,7 @@ import json
 import re
 import threading
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 from lxml import etree
 from SpiffWorkflow.exceptions import SpiffWorkflowException
@@ -47,17 +47,26 @@ class Deployed:
 
 
 def read_paths(paths: list[str | Path]) -> dict[str, bytes]:
-    """Files named, and the .bpmn/.dmn files of folders named, as {name: bytes}."""
+    """Files named, and the .bpmn/.dmn files of folders named, as {name: bytes}. A file is named by
+    its own name and a folder's files by the folder's name and their path inside it, however the path
+    was written (relative, absolute, ``.``, a trailing slash): the stored sources and their checksum
+    are the same, so deploying unchanged files again is a no-op. Two files that would get one name
+    keep the path as given."""
     files: dict[str, bytes] = {}
+
+    def add(name: str, f: Path) -> None:
+        files[str(f) if name in files else name] = f.read_bytes()
+
     for p in map(Path, paths):
         if p.is_dir():
             found = sorted([*p.rglob("*.bpmn"), *p.rglob("*.bpmn20.xml"), *p.rglob("*.dmn")])
             if not found:
                 raise InvalidProcess([Problem("no .bpmn or .dmn files in this folder", file=str(p))])
+            folder = p.resolve().name
             for f in found:
-                files[str(f)] = f.read_bytes()
+                add(str(PurePosixPath(folder, *f.relative_to(p).parts)), f)
         elif p.is_file():
-            files[str(p)] = p.read_bytes()
+            add(p.name, p)
         else:
             raise NotFound(f"no such file or folder: {p}")
     return files

@@ -268,6 +268,29 @@ def test_deploying_the_same_content_twice_is_a_no_op(engine):
     assert [d["version"] for d in engine.definitions()] == [1]
 
 
+def test_the_same_folder_or_file_under_another_spelling_of_its_path_is_a_no_op(engine, tmp_path, monkeypatch):
+    folder = tmp_path / "library" / "one_process"
+    (folder / "sub").mkdir(parents=True)
+    (folder / "main.bpmn").write_text(one_task(key="spelled"), encoding="utf-8")
+    (folder / "sub" / "dup.bpmn").write_text(one_task(key="spelled_too"), encoding="utf-8")
+    monkeypatch.chdir(tmp_path)
+    first = engine.deploy_paths(["library/one_process"])
+    assert sorted((d.key, d.version, d.created) for d in first) == [("spelled", 1, True), ("spelled_too", 1, True)]
+    for spelling in (str(folder), "library/one_process/", "./library/../library/one_process"):
+        again = engine.deploy_paths([spelling])
+        assert sorted((d.key, d.version, d.created) for d in again) == [
+            ("spelled", 1, False), ("spelled_too", 1, False)], spelling
+    monkeypatch.chdir(folder)
+    assert [(d.version, d.created) for d in engine.deploy_paths(["."])] == [(1, False), (1, False)]
+    # a single file: named by its own name, wherever it is deployed from
+    [single] = engine.deploy_paths([str(folder / "main.bpmn")])
+    assert (single.key, single.created) == ("spelled", True)  # a file alone is another source set
+    assert [(d.version, d.created) for d in engine.deploy_paths(["main.bpmn"])] == [(single.version, False)]
+    monkeypatch.chdir(tmp_path)
+    assert [(d.version, d.created) for d in engine.deploy_paths(["library/one_process/main.bpmn"])] == [
+        (single.version, False)]
+
+
 def definition_of(engine, instance_id: int) -> int:
     with engine.sessions() as s:
         return s.get(Instance, instance_id).definition_id

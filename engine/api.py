@@ -8,12 +8,13 @@ incident in a separate transaction, so the failed step leaves nothing half-writt
 
 from __future__ import annotations
 
+import contextlib
 import os
 from datetime import date, datetime, timedelta
 
 from sqlalchemy import ARRAY, BigInteger, any_, case, cast, delete, func, or_, select, union
 
-from . import audit, definitions, directory, flowcheck, forms, jobs, pulllog, pulls, sealing
+from . import audit, definitions, directory, flowcheck, forms, jobs, masking, pulllog, pulls, sealing
 from . import calendar as workcal
 from .approval import ApprovalMixin
 from .clock import SYSTEM_CLOCK, Clock
@@ -396,33 +397,36 @@ class Engine(SlaMixin, ApprovalMixin, LicenceMixin):
         groups = directory.groups_of(s, user) if user else set()
         u = s.scalars(select(User).where(User.name == user)).first() if user else None
         roles = set(u.roles or []) if u is not None else set()
-        declared = {}  # field (as named in the data) -> (output declaration, operation fields)
-        for entry in [*manifest.get("tasks", {}).values(), *manifest.get("services", {}).values()]:
-            for p in entry.get("pulls") or []:
-                try:
-                    op_fields = self.connector_registry.unconfigured(p["connector"]).operation(p["operation"]).fields
-                except Exception:  # noqa: BLE001 - a connector configured only in the database
-                    op_fields = {}
-                for o in p.get("outputs") or []:
-                    declared[o["as"]] = (o, op_fields, entry.get("id"), p)
+        declared = self._pull_outputs(manifest)  # field (as named in the data) -> (declaration, operation fields)
         values = pulls.pulled_values(s, h.id)
         data = {**base, **values}
         sensitive = set()
-        for name, (o, op_fields, _, _) in declared.items():
+        for name, (o, op_fields) in declared.items():
             kind = pulls.sensitive_kind(o, op_fields)
             if kind:
                 sensitive.add(name)
                 if name in data and not pulls.may_see_full(o, groups, roles):
                     data[name] = pulls.mask(data[name], kind)
-        logs = list(s.scalars(select(PullLog).where(PullLog.human_task_id == h.id, PullLog.kind == "pull",
-                                                    PullLog.outcome == "ok").order_by(PullLog.id)))
+        if user is not None and "admin" not in roles:
+            # other fields declared sensitive (the applicant's, earlier steps'), as every other view
+            # shows them; the task's own form fields stay as they are, for its form
+            own = {f["id"] for f in manifest["tasks"].get(h.bpmn_id, {}).get("form_fields") or []}
+            others = {k: v for k, v in self.sensitive_fields(row.definition_id, s).items()
+                      if k not in declared and k not in own and k in data}
+            data.update(masking.mask_data({k: data[k] for k in others}, others))
+        own, service = self._pull_sources(s, h)
         latest = {}
-        for entry in logs:
+        for entry in own:
             latest[(entry.connector, entry.operation)] = entry
-        pulled = []
+        for entry in service:  # pulled by the process's service tasks into the data this task sees
+            latest[(entry.connector, entry.operation, entry.task_ref)] = entry
+        pulled, shown = [], set()
         for entry in latest.values():
             for name in entry.fields or []:
-                o, op_fields, _, p = declared.get(name, ({"name": name, "as": name}, {}, None, {}))
+                if name in shown or (entry.kind == "service" and name not in data):
+                    continue
+                shown.add(name)
+                o, op_fields = declared.get(name, ({"name": name, "as": name}, {}))
                 kind = pulls.sensitive_kind(o, op_fields)
                 full = not kind or pulls.may_see_full(o, groups, roles)
                 value = values.get(name, base.get(name))
@@ -436,6 +440,52 @@ class Engine(SlaMixin, ApprovalMixin, LicenceMixin):
                 "sensitive": sorted(set(f["id"] for f in (manifest["tasks"].get(h.bpmn_id, {}).get("form_fields") or [])
                                         if f.get("sensitive")) | sensitive)}
 
+    def sensitive_fields(self, definition_id: int, session=None) -> dict[str, str]:
+        """The fields of a deployed version declared sensitive, with how each is masked (``id``,
+        ``phone``, ``other``): form fields of its tasks and start event marked sensitive, and pulled
+        fields whose declaration or connector schema says so. Read once per version."""
+        cache = self.__dict__.setdefault("_sensitive", {})
+        if definition_id not in cache:
+            with contextlib.nullcontext(session) if session is not None else self.readers() as s:
+                d = s.get(ProcessDefinition, definition_id)
+                if d is None:
+                    raise NotFound(f"no definition {definition_id}")
+                manifest, start = d.manifest or {}, self.start_form(d)
+            out: dict[str, str] = {}
+            for f in [*start, *(f for e in manifest.get("tasks", {}).values() for f in e.get("form_fields") or [])]:
+                if f.get("sensitive"):
+                    out[f["id"]] = masking.kind_of_field(f["id"]) or "other"
+            for name, (o, op_fields) in self._pull_outputs(manifest).items():
+                kind = pulls.sensitive_kind(o, op_fields)
+                if kind:
+                    out[name] = "other" if kind == "health" else kind
+            cache[definition_id] = out
+        return dict(cache[definition_id])
+
+    def _pull_outputs(self, manifest: dict) -> dict[str, tuple[dict, dict]]:
+        """Field (as named in the data) -> (its output declaration, the operation's field schema)."""
+        out = {}
+        for entry in [*manifest.get("tasks", {}).values(), *manifest.get("services", {}).values()]:
+            for p in entry.get("pulls") or []:
+                try:
+                    op_fields = self.connector_registry.unconfigured(p["connector"]).operation(p["operation"]).fields
+                except Exception:  # noqa: BLE001 - a connector configured only in the database
+                    op_fields = {}
+                for o in p.get("outputs") or []:
+                    out[o["as"]] = (o, op_fields)
+        return out
+
+    @staticmethod
+    def _pull_sources(s, h: HumanTask) -> tuple[list, list]:
+        """Successful pull-log entries behind a task's data, oldest first: the task's own pulls, and
+        the service-task pulls of its instance."""
+        own = list(s.scalars(select(PullLog).where(PullLog.human_task_id == h.id, PullLog.kind == "pull",
+                                                   PullLog.outcome == "ok").order_by(PullLog.id)))
+        service = list(s.scalars(select(PullLog).where(PullLog.instance_id == h.instance_id,
+                                                       PullLog.kind == "service", PullLog.outcome == "ok")
+                                 .order_by(PullLog.id)))
+        return own, service
+
     def unmask(self, task_id: int, field: str, user: str, reason: str = "") -> dict:
         """The full value of a masked pulled field; the unmasking is logged (pull log and audit)."""
         with self.sessions.begin() as s:
@@ -444,9 +494,8 @@ class Engine(SlaMixin, ApprovalMixin, LicenceMixin):
                 raise NotFound(f"no task {task_id}")
             if h.completed_by != user and not self.runtime.may_act(s, h, user):
                 raise NotAllowed(f"{user} may not see task {task_id}")
-            src = s.scalars(select(PullLog).where(PullLog.human_task_id == h.id, PullLog.kind == "pull",
-                                                  PullLog.outcome == "ok").order_by(PullLog.id.desc())).all()
-            src = next((p for p in src if field in (p.fields or [])), None)
+            own, service = self._pull_sources(s, h)
+            src = next((p for p in [*reversed(own), *reversed(service)] if field in (p.fields or [])), None)
             if src is None:
                 raise NotFound(f"task {task_id} has no pulled field '{field}'")
             row = s.get(Instance, h.instance_id)

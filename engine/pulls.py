@@ -624,4 +624,6 @@ def may_see_full(output: dict, groups: set[str], roles: set[str]) -> bool:
 def mask(value, kind: str):
     if isinstance(value, dict | list):
         return masking.mask_data(value, frozenset())
-    return masking.mask_value(value, "other" if kind == "health" else kind)
+    if kind in ("other", "health"):
+        kind = masking.kind_of_value(value) or "other"  # an ID number keeps its first 6 and last 4 anywhere
+    return masking.mask_value(value, kind)

@@ -162,6 +162,24 @@ def test_happy_path_four_departments_issue_one_licence_with_copies_and_green_clo
         t = api.task_of("window_clerk", iid, "accept")
         view = api.get("window_clerk", f"/api/v1/tasks/{t['id']}")
         assert ent["legal_rep_id"] not in str(view) and ent["legal_rep_id"][:6] + "********" in str(view)
+        # the data the service tasks pulled is shown with where and when it came from
+        pulled = {p["field"]: p for p in view["pulled"]}
+        assert {"enterprise_name", "legal_rep", "legal_rep_id", "premises_address"} <= set(pulled), pulled
+        assert pulled["legal_rep_id"]["masked"] and pulled["legal_rep_id"]["value"] == (
+            ent["legal_rep_id"][:6] + "********" + ent["legal_rep_id"][-4:])
+        assert all(p["at"] and p["connector"] and p["request_id"] for p in pulled.values())
+        assert pulled["enterprise_name"]["value"] == ent["enterprise_name"]
+        # ... also on the page, and the full value can be asked for with a reason (logged)
+        page = api.client("window_clerk").get(f"/tasks/{t['id']}").get_data(as_text=True)
+        assert 'id="pulled-data"' in page and 'data-field="legal_rep_id"' in page
+        assert ent["legal_rep_id"] not in page
+        assert eng.unmask(t["id"], "legal_rep_id", "window_clerk", "核对身份")["value"] == ent["legal_rep_id"]
+        # the case view masks it for everybody but administrators
+        for who in ("window_clerk", "monitor"):
+            shown = api.get(who, f"/api/v1/instances/{iid}")
+            assert shown["masked"] and ent["legal_rep_id"] not in str(shown), who
+            assert shown["data"]["legal_rep_id"] == ent["legal_rep_id"][:6] + "********" + ent["legal_rep_id"][-4:]
+        assert api.get("admin", f"/api/v1/instances/{iid}")["data"]["legal_rep_id"] == ent["legal_rep_id"]
         accept(api, iid)
         assert open_bpmn_ids(eng, iid) == sorted(REVIEWS.values())
         data = api.instance(iid)["data"]

@@ -339,10 +339,8 @@ def _may_see_instance(instance_id: int) -> None:
         raise NotAllowed(f"{me()} may not see instance {instance_id}")
 
 
-def _sensitive_fields(definition_id: int) -> set[str]:
-    manifest = engine().definition(definition_id).get("manifest") or {}
-    return {f["id"] for t in (manifest.get("tasks") or {}).values() for f in t.get("form_fields") or []
-            if f.get("sensitive")}
+def _sensitive_fields(definition_id: int) -> dict[str, str]:
+    return engine().sensitive_fields(definition_id)
 
 
 @bp.get("/instances/<int:instance_id>")
@@ -391,7 +389,8 @@ def _task(task_id: int) -> dict:
         if not reads_everything():
             raise
     out = engine().task(task_id)
-    out["data"] = mask_data(out.get("data") or {}, set(out.get("sensitive") or []))
+    declared = {**dict.fromkeys(out.get("sensitive") or []), **_sensitive_fields(out["definition_id"])}
+    out["data"] = mask_data(out.get("data") or {}, declared)
     return out
 
 
@@ -773,7 +772,10 @@ def to_read():
 def to_read_task(cc_id: int):
     out = engine().cc_task(cc_id, me())
     if not has_role("admin"):
-        out["data"] = mask_data(out.get("data") or {}, set(out.get("sensitive") or []))
+        declared = dict.fromkeys(out.get("sensitive") or [])
+        if out.get("definition_id"):
+            declared.update(_sensitive_fields(out["definition_id"]))
+        out["data"] = mask_data(out.get("data") or {}, declared)
     return jsonify(out)
 
 

@@ -118,11 +118,8 @@ def _who(name: str | None, names: dict[str, str] | None = None) -> str:
     return f"{shown} ({name})" if shown and shown != name else name
 
 
-def _declared_sensitive(definition: dict) -> set[str]:
-    out = set()
-    for entry in (definition.get("manifest") or {}).get("tasks", {}).values():
-        out |= {f["id"] for f in entry.get("form_fields") or [] if f.get("sensitive")}
-    return out
+def _declared_sensitive(definition: dict) -> dict[str, str]:
+    return engine().sensitive_fields(definition["id"])
 
 
 BASE_LABELS = {"applicant_name": _l("申请人姓名"), "id_number": _l("身份证号码"), "phone": _l("联系电话"),
@@ -154,8 +151,8 @@ def _labels(definition: dict) -> dict[str, str]:
     return out
 
 
-def _mask(data, declared: set[str]):
-    return data if _is_admin() else mask_data(data or {}, frozenset(declared))
+def _mask(data, declared: dict[str, str | None]):
+    return data if _is_admin() else mask_data(data or {}, declared)
 
 
 def _process_names() -> dict[str, str]:
@@ -214,7 +211,7 @@ ACTIONS = {
 }
 
 
-def _history(shown: dict, declared: set[str], definition: dict, names: dict[str, str]) -> list[dict]:
+def _history(shown: dict, declared: dict[str, str | None], definition: dict, names: dict[str, str]) -> list[dict]:
     tasks = (definition.get("manifest") or {}).get("tasks", {})
     task_names = {k: v.get("name") or k for k, v in tasks.items()}
     outcomes = {(k, o["id"]): o["name"] for k, v in tasks.items() for o in v.get("outcomes") or []}
@@ -361,7 +358,7 @@ def _render_task(task: dict, *, values=None, errors=None, decision=None, opinion
                  read_only=False, action_error=None, revealed=None, notice=None):
     shown = engine().show(task["instance_id"])
     definition = engine().definition(task["definition_id"])
-    declared = _declared_sensitive(definition) | set(task.get("sensitive") or [])
+    declared = {**dict.fromkeys(task.get("sensitive") or []), **_declared_sensitive(definition)}
     names = _display_names()
     form_ids = {f["id"] for f in task["form"]}
     step_data = {k: v for k, v in (task.get("data") or {}).items() if k not in ("initiator",)}

@@ -13,6 +13,7 @@ import os
 from datetime import date, datetime, timedelta
 
 from sqlalchemy import ARRAY, BigInteger, any_, case, cast, delete, func, or_, select, union
+from sqlalchemy.orm.exc import StaleDataError
 
 from . import audit, definitions, directory, flowcheck, forms, jobs, masking, pulllog, pulls, sealing
 from . import calendar as workcal
@@ -288,6 +289,10 @@ class Engine(SlaMixin, ApprovalMixin, LicenceMixin):
                 created = pulls.new_jobs(s)
             self._run_new_jobs(created)
             return result
+        except StaleDataError as exc:
+            # another writer committed the instance first and a flush before the step's own guarded
+            # one met it (an autoflush in a query): the same lost race, the same answer
+            raise Conflict("the instance was changed by someone else meanwhile; reload and try again") from exc
         except ScriptError as exc:
             # the failed workflow left the hot cache when it was loaded; only the incident remains to write
             with self.sessions.begin() as s:

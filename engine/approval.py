@@ -22,7 +22,6 @@ from sqlalchemy.orm.exc import StaleDataError
 
 from . import approval_rules as rules
 from . import audit, directory, notify
-from .runtime import check_open
 from . import sla as slam
 from .errors import Conflict, Invalid, NotAllowed, NotFound
 from .models import (
@@ -37,6 +36,7 @@ from .models import (
     TaskSign,
     User,
 )
+from .runtime import check_open
 
 URGE_INTERVAL = timedelta(hours=1)
 REASON_REQUIRED = ("return", "return_applicant", "move", "terminate", "suspend")

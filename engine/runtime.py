@@ -236,7 +236,8 @@ class Runtime:
         if wf.is_completed() and row.status == "running":
             row.status = "completed"
             row.ended_at = now
-            audit.append(session, self.clock, actor, "end", instance_id=row.id)
+            with session.no_autoflush:  # the row's changes go with the guarded flush below
+                audit.append(session, self.clock, actor, "end", instance_id=row.id)
         sla_clock.instance_saved(self, session, row, wf, manifest, now, new)
         instance_id = row.id
         try:

@@ -112,12 +112,18 @@ def test_a_task_that_is_not_ready_in_the_workflow_is_refused(engine):
         engine.complete(task["id"], "window_clerk", {})
 
 
-def test_two_completions_of_one_task_at_once_exactly_one_wins(engine):
+@pytest.mark.parametrize("last", [False, True], ids=["middle_task", "task_that_ends_the_instance"])
+def test_two_completions_of_one_task_at_once_exactly_one_wins(engine, last):
     """Several rounds, each a fresh instance: the loser gets a Conflict (or sees the task taken), never
-    another error, whichever point of its transaction the winner's commit lands on."""
+    another error, whichever point of its transaction the winner's commit lands on; also when the
+    task is the last one and its completion ends the instance (more is written then)."""
     engine.deploy(two_step())
+    engine.add_user("approver2", ["approval", "window"])
+    users = ("approver2", "admin") if last else ("window_clerk", "admin")
     for _round in range(6):
         iid = engine.start("two_step", {}, actor="admin")["instance_id"]
+        if last:
+            engine.complete(open_task(engine, iid)["id"], "window_clerk", {})
         task = open_task(engine, iid)
         barrier = threading.Barrier(2)
         results = []
@@ -132,7 +138,7 @@ def test_two_completions_of_one_task_at_once_exactly_one_wins(engine):
             except Exception as exc:  # noqa: BLE001 - recorded so the assertion names it
                 results.append(repr(exc))
 
-        threads = [threading.Thread(target=attempt, args=(u,)) for u in ("window_clerk", "admin")]
+        threads = [threading.Thread(target=attempt, args=(u,)) for u in users]
         for t in threads:
             t.start()
         for t in threads:
@@ -140,8 +146,9 @@ def test_two_completions_of_one_task_at_once_exactly_one_wins(engine):
         assert len(results) == 2 and results.count("ok") == 1, results
         assert set(results) <= {"ok", "Conflict", "NotAllowed"}, results
         shown = engine.show(iid)
-        assert [t["bpmn_id"] for t in shown["open_tasks"]] == ["approve"]
-        assert len([h for h in shown["history"] if h["action"] == "complete"]) == 1
+        assert [t["bpmn_id"] for t in shown["open_tasks"]] == ([] if last else ["approve"])
+        assert shown["status"] == ("completed" if last else "running")
+        assert len([h for h in shown["history"] if h["action"] == "complete"]) == (2 if last else 1)
 
 
 def test_a_stale_writer_gets_a_conflict_and_nothing_is_lost(engine):

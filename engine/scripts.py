@@ -6,8 +6,11 @@ no ``open``/``exec``/``eval``) and runs under a wall-clock deadline enforced by 
 function on the script's own frames, so ``while True: pass`` is stopped and the worker lives on.
 ``range`` is bounded so that a C-level loop cannot run away either.
 
-Known limits, stated plainly: an expression such as ``10 ** 10 ** 8`` runs inside one C call
-and is not interrupted by the deadline.
+A single C call is not interrupted by the deadline, so the operators that can make one huge
+value in one step (``**``, ``*`` of a sequence, ``<<``, and ``pow``) are checked before they run:
+a result over ``MAX_INT_BITS`` bits or ``MAX_ITEMS`` items is refused with a ScriptError instead of
+holding the worker for minutes or taking its memory. Known limit, stated plainly: string methods
+that pad (``"x".ljust(n)``) are not checked; they are bounded only by the deadline between calls.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ import sys
 import textwrap
 import time
 
-from RestrictedPython import compile_restricted_eval, compile_restricted_exec, safe_builtins
+from RestrictedPython import RestrictingNodeTransformer, compile_restricted_eval, compile_restricted_exec, safe_builtins
 from RestrictedPython.Eval import default_guarded_getitem, default_guarded_getiter
 from RestrictedPython.Guards import (
     full_write_guard,
@@ -36,6 +39,8 @@ from .errors import ScriptError
 SCRIPT_FILENAME = "<bpmn-script>"
 DEFAULT_TIMEOUT = float(os.environ.get("TONGBAN_SCRIPT_TIMEOUT", "2.0"))
 MAX_RANGE = 1_000_000
+MAX_INT_BITS = 1_000_000  # about 300,000 decimal digits
+MAX_ITEMS = 10_000_000  # characters or items of a repeated sequence
 
 
 class ScriptTimeout(ScriptError):
@@ -49,10 +54,51 @@ def _bounded_range(*args):
     return r
 
 
+def _too_big(what: str, size: int, limit: int) -> ScriptError:
+    return ScriptError(f"{what} would have about {size:,} {'bits' if limit == MAX_INT_BITS else 'items'}, "
+                       f"over the limit of {limit:,}")
+
+
+def _guarded_pow(base, exp, *mod):
+    if not mod and type(base) is int and type(exp) is int and exp > 0 and abs(base) > 1:
+        bits = exp * (abs(base).bit_length() - 1)
+        if bits > MAX_INT_BITS:
+            raise _too_big(f"{base} ** {exp}", bits, MAX_INT_BITS)
+    return pow(base, exp, *mod)
+
+
+def _guarded_mul(a, b):
+    for seq, n in ((a, b), (b, a)):
+        if isinstance(seq, str | bytes | list | tuple) and isinstance(n, int) and len(seq) * n > MAX_ITEMS:
+            raise _too_big("a repeated sequence", len(seq) * n, MAX_ITEMS)
+    return a * b
+
+
+def _guarded_lshift(a, b):
+    if type(a) is int and type(b) is int and a and b > 0 and a.bit_length() + b > MAX_INT_BITS:
+        raise _too_big(f"{a} << {b}", a.bit_length() + b, MAX_INT_BITS)
+    return a << b
+
+
+_GUARDED_OPS = {ast.Pow: "_tb_pow_", ast.Mult: "_tb_mul_", ast.LShift: "_tb_lshift_"}
+
+
+class _Policy(RestrictingNodeTransformer):
+    """RestrictedPython's checks, and ``**``, ``*`` and ``<<`` through the guarded functions above."""
+
+    def visit_BinOp(self, node):
+        node = super().visit_BinOp(node)
+        name = _GUARDED_OPS.get(type(node.op))
+        if name is None:
+            return node
+        func = ast.copy_location(ast.Name(id=name, ctx=ast.Load()), node)
+        return ast.copy_location(ast.Call(func=func, args=[node.left, node.right], keywords=[]), node)
+
+
 _INPLACE = {
-    "+=": operator.iadd, "-=": operator.isub, "*=": operator.imul, "/=": operator.itruediv,
-    "//=": operator.ifloordiv, "%=": operator.imod, "**=": operator.ipow, "|=": operator.ior,
-    "&=": operator.iand, "^=": operator.ixor, "<<=": operator.ilshift, ">>=": operator.irshift,
+    "+=": operator.iadd, "-=": operator.isub, "*=": _guarded_mul, "/=": operator.itruediv,
+    "//=": operator.ifloordiv, "%=": operator.imod, "**=": _guarded_pow, "|=": operator.ior,
+    "&=": operator.iand, "^=": operator.ixor, "<<=": _guarded_lshift, ">>=": operator.irshift,
 }
 
 
@@ -84,7 +130,7 @@ _EXTRA_BUILTINS = {
         "set", "sorted", "str", "sum", "tuple", "zip",
     )
 }
-_BUILTINS = {**safe_builtins, **_EXTRA_BUILTINS, "range": _bounded_range}
+_BUILTINS = {**safe_builtins, **_EXTRA_BUILTINS, "range": _bounded_range, "pow": _guarded_pow}
 for _forbidden in ("setattr", "delattr", "getattr", "hasattr", "compile", "open", "__import__"):
     _BUILTINS.pop(_forbidden, None)
 
@@ -99,6 +145,9 @@ _GUARDS = {
     "_inplacevar_": _inplacevar,
     "_print_": _PrintCollector,
     "_apply_": lambda f, *a, **kw: f(*a, **kw),
+    "_tb_pow_": _guarded_pow,
+    "_tb_mul_": _guarded_mul,
+    "_tb_lshift_": _guarded_lshift,
 }
 _RESERVED = frozenset(_GUARDS)
 
@@ -146,7 +195,7 @@ def check_script(source: str) -> list[tuple[int | None, str]]:
     problems = _precheck(source)
     if problems:
         return problems
-    result = compile_restricted_exec(source, filename=SCRIPT_FILENAME)
+    result = compile_restricted_exec(source, filename=SCRIPT_FILENAME, policy=_Policy)
     return _restricted_messages(result.errors)
 
 
@@ -154,7 +203,7 @@ def check_expression(source: str) -> list[tuple[int | None, str]]:
     problems = _precheck(source.strip())
     if problems:
         return problems
-    result = compile_restricted_eval(source.strip(), filename=SCRIPT_FILENAME)
+    result = compile_restricted_eval(source.strip(), filename=SCRIPT_FILENAME, policy=_Policy)
     return _restricted_messages(result.errors)
 
 
@@ -164,7 +213,7 @@ def _compiled_exec(source: str):
     if problems:
         line, msg = problems[0]
         raise ScriptError(f"script rejected: {msg}", line=line)
-    return compile_restricted_exec(_normalize(source), filename=SCRIPT_FILENAME).code
+    return compile_restricted_exec(_normalize(source), filename=SCRIPT_FILENAME, policy=_Policy).code
 
 
 @functools.lru_cache(maxsize=8192)
@@ -173,7 +222,7 @@ def _compiled_eval(source: str):
     if problems:
         line, msg = problems[0]
         raise ScriptError(f"expression {source.strip()!r} rejected: {msg}", line=line)
-    return compile_restricted_eval(source.strip(), filename=SCRIPT_FILENAME).code
+    return compile_restricted_eval(source.strip(), filename=SCRIPT_FILENAME, policy=_Policy).code
 
 
 def _with_deadline(fn, seconds: float):

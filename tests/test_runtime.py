@@ -184,6 +184,13 @@ def test_reading_from_the_database_gives_the_same_instance_as_the_hot_cache(engi
     "x = [1]\nwhile True:\n    x.append(1)\n    x.pop()",
     "total = sum(range(10 ** 9))",
     "y = undefined_name + 1",
+    # one C call that the deadline cannot interrupt: refused before it runs
+    "x = 10 ** (10 ** 8)",
+    "x = pow(7, 10 ** 9)",
+    "n = 2\nn **= 10 ** 9",
+    "x = 1 &lt;&lt; 10 ** 10",  # 1 << 10 ** 10, escaped in the XML
+    "x = 'a' * 10 ** 10",
+    "x = [0] * (10 ** 9)",
 ])
 def test_a_script_that_fails_at_run_time_raises_an_incident_and_loses_nothing(engine, script):
     engine.deploy(two_step(script))

@@ -531,6 +531,15 @@ class Runtime:
             if waiting is None:
                 continue
             definition = waiting.task_spec.event_definition
+            for prop in definition.correlation_properties:
+                # a payload the waiting instance cannot correlate is the sender's mistake: refused,
+                # nothing written, no incident on an instance that did nothing wrong
+                try:
+                    wf.script_engine.environment.evaluate(prop.retrieval_expression, dict(payload or {}))
+                except Exception as exc:  # noqa: BLE001 - any failure of the expression on this payload
+                    raise Invalid(f"message '{name}': its payload does not give '{prop.name}' "
+                                  f"({prop.retrieval_expression}): {exc}",
+                                  {"payload": f"needs what '{prop.retrieval_expression}' reads"}) from exc
             keyed = {}
             for prop in definition.correlation_properties:
                 for key in prop.correlation_keys:

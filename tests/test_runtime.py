@@ -9,7 +9,7 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import func, select, text, update
 
-from engine.errors import Conflict, NotAllowed, NotFound, ScriptError
+from engine.errors import Conflict, Invalid, NotAllowed, NotFound, ScriptError
 from engine.models import AuditEvent, Incident, Instance, Job
 from tests.conftest import example_files
 
@@ -256,6 +256,11 @@ def test_messages_reach_only_the_correlated_instance(engine):
         "delivered_to"] == [ids["B2"]]
     assert open_task(engine, ids["B2"])["bpmn_id"] == "confirm_payment"
     assert engine.tasks(instance_id=ids["A1"]) == []  # A1 still waits for its own payment
+    # A1 is the only instance still waiting: a message whose payload cannot be correlated is refused
+    # and leaves no incident on it
+    with pytest.raises(Invalid, match="order_id"):
+        engine.send_message("payment_received", {})
+    assert engine.show(ids["A1"])["incidents"] == [] and engine.show(ids["A1"])["status"] == "running"
     assert engine.send_message("payment_received", {"order_id": "A1", "paid": True}, {"order_id": "A1"})[
         "delivered_to"] == [ids["A1"]]
 

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import click
+from sqlalchemy.exc import SQLAlchemyError
 
 from cli.calendar_cli import calendar as calendar_group
 from cli.sla_cli import sla as sla_group
@@ -62,9 +63,29 @@ class _Group(click.Group):
             sys.exit(1)
         except EngineError as exc:
             if "--json" in sys.argv:
-                click.echo(json.dumps({"error": exc.code, "message": str(exc)}, ensure_ascii=False))
+                out = {"error": exc.code, "message": str(exc)}
+                if getattr(exc, "fields", None):
+                    out["fields"] = exc.fields
+                click.echo(json.dumps(out, ensure_ascii=False))
             click.echo(f"error: {exc}", err=True)
             sys.exit(1)
+        except click.UsageError as exc:
+            # a wrong option or argument: one line (and JSON with --json), exit 2 as click does
+            message = exc.format_message()
+            if exc.ctx is not None and exc.ctx.command_path:
+                message = f"{exc.ctx.command_path}: {message}"
+            _fail("usage", message, 2)
+        except SQLAlchemyError as exc:
+            reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
+            _fail("database", f"the database cannot be used: {reason}", 1)
+
+
+def _fail(code: str, message: str, status: int):
+    message = " ".join(message.split())
+    if "--json" in sys.argv:
+        click.echo(json.dumps({"error": code, "message": message}, ensure_ascii=False))
+    click.echo(f"error: {message}", err=True)
+    sys.exit(status)
 
 
 json_opt = click.option("--json", "as_json", is_flag=True, help="machine-readable output")

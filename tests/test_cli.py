@@ -16,8 +16,8 @@ from tests.conftest import EXAMPLES, ROOT
 def tongban(tmp_path, db_url):
     env = {**os.environ, "TONGBAN_DATABASE_URL": db_url, "TONGBAN_HOME": str(tmp_path)}
 
-    def run(*args, ok=True):
-        proc = subprocess.run([sys.executable, "-m", "cli.main", *args], cwd=ROOT, env=env,
+    def run(*args, ok=True, env=env):
+        proc = subprocess.run([sys.executable, "-m", "cli.main", *args], cwd=ROOT, env={**os.environ, **env},
                               capture_output=True, text=True, timeout=120)
         if ok:
             assert proc.returncode == 0, proc.stderr
@@ -68,6 +68,16 @@ def test_errors_are_one_line_and_non_zero(tongban, tmp_path):
     assert len(proc.stderr.strip().splitlines()) == 1
     proc = tongban("start", "no_such_process", "--json", ok=False)
     assert proc.returncode == 1 and "no process with key" in proc.stderr
+    # wrong options and arguments: one line too (and JSON with --json), exit 2
+    for args in (["start", "x", "--data", "{bad", "--json"], ["complete", "abc", "--json"],
+                 ["complete", "1", "--json"], ["calendar", "due", "notadate", "1", "--json"]):
+        proc = tongban(*args, ok=False)
+        assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1, (args, proc.stderr)
+        assert proc.stderr.startswith("error: ") and json.loads(proc.stdout)["error"] == "usage", args
+    # a database that cannot be reached: one line, no traceback
+    proc = tongban("instances", "--json", ok=False, env={"TONGBAN_DATABASE_URL": "postgresql://u@127.0.0.1:9/none"})
+    assert proc.returncode == 1 and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+    assert json.loads(proc.stdout)["error"] == "database" and "Traceback" not in proc.stderr
     proc = tongban("start", "x", "--data", "{not json", ok=False)
     assert proc.returncode != 0
 

@@ -694,7 +694,7 @@ class ApprovalMixin:
                 c.read_at = self.clock.now()
                 audit.append(s, self.clock, user, "cc.read", instance_id=c.instance_id,
                              detail={"cc_id": c.id, "task_id": c.human_task_id})
-            return _cc_dict(c)
+            return _cc_dict(c, s.get(HumanTask, c.human_task_id) if c.human_task_id else None)
 
     def cc_task(self, cc_id: int, user: str) -> dict:
         """The read-only view of a copied task for its addressee (the task page without actions)."""

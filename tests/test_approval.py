@@ -375,6 +375,7 @@ def test_cc_to_read_list_and_read_receipts(chain):
         chain.mark_read(todo[0]["id"], "market_clerk")  # not theirs
     first = chain.mark_read(todo[0]["id"], "leader")
     assert first["read"] is True
+    assert {k: first[k] for k in ("task_name", "process_key")} == {"task_name": "审查", "process_key": "approval_chain"}
     assert chain.mark_read(todo[0]["id"], "leader")["read_at"] == first["read_at"]
     assert chain.to_read("leader", unread_only=True) == []
     view = chain.cc_task(todo[0]["id"], "leader")

@@ -446,6 +446,8 @@ def test_api_admin_moves(demo_engine, api):  # noqa: F811
     iid, review = _at_review(demo_engine)
     _err(api("approver").post(f"/instances/{iid}/suspend", json={"reason": "x"}), 403)
     _err(api("admin").post(f"/instances/{iid}/suspend", json={"reason": ""}), 400)
+    missing = api("admin").post(f"/instances/{iid}/suspend", json={})
+    assert missing.status_code == 400 and set(missing.get_json()["fields"]) == {"reason"}  # the field as sent
     r = api("admin").post(f"/instances/{iid}/suspend", json={"reason": "等待批复"})
     assert r.status_code == 200 and r.get_json()["status"] == "suspended"
     assert demo_engine.task(review["id"])["status"] == "suspended"

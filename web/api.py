@@ -690,7 +690,7 @@ def remove_sign(sign_id: int):
     errors: dict[str, str] = {}
     reason = _text(body, "reason", errors)
     _check(errors)
-    return jsonify(engine().remove_sign(sign_id, me(), reason))
+    return jsonify(_reason_call(lambda: engine().remove_sign(sign_id, me(), reason)))
 
 
 @bp.get("/tasks/<int:task_id>/return-targets")
@@ -829,6 +829,17 @@ def remove_phrase(phrase_id: int):
     return "", 204
 
 
+def _reason_call(fn):
+    """Run an engine call whose text the request sends as ``reason``: a missing or too long text is
+    named by that field, as the client sent it (the engine calls every such text the opinion)."""
+    try:
+        return fn()
+    except Invalid as exc:
+        if "opinion" in exc.fields:
+            exc.fields["reason"] = exc.fields.pop("opinion")
+        raise
+
+
 def _reason(required: bool) -> str:
     body = json_body(optional=not required)
     errors: dict[str, str] = {}
@@ -850,22 +861,25 @@ def move_instance(instance_id: int):
         errors["from_task_id"] = "must be the id of an open task"
     reason = _text(body, "reason", errors)
     _check(errors)
-    return jsonify(engine().move(instance_id, to, me(), reason, from_task_id=from_task))
+    return jsonify(_reason_call(lambda: engine().move(instance_id, to, me(), reason, from_task_id=from_task)))
 
 
 @bp.post("/instances/<int:instance_id>/suspend")
 def suspend_instance(instance_id: int):
-    return jsonify(engine().suspend(instance_id, me(), _reason(True)))
+    reason = _reason(True)
+    return jsonify(_reason_call(lambda: engine().suspend(instance_id, me(), reason)))
 
 
 @bp.post("/instances/<int:instance_id>/resume")
 def resume_instance(instance_id: int):
-    return jsonify(engine().resume(instance_id, me(), _reason(False)))
+    reason = _reason(False)
+    return jsonify(_reason_call(lambda: engine().resume(instance_id, me(), reason)))
 
 
 @bp.post("/instances/<int:instance_id>/terminate")
 def terminate_instance(instance_id: int):
-    return jsonify(engine().terminate(instance_id, me(), _reason(True)))
+    reason = _reason(True)
+    return jsonify(_reason_call(lambda: engine().terminate(instance_id, me(), reason)))
 
 
 # ---- electronic licences (docs/licences.md) -----------------------------------------------

@@ -33,6 +33,7 @@ from .models import (
     HumanTask,
     Incident,
     Instance,
+    Job,
     LoginFailure,
     Membership,
     ProcessDefinition,
@@ -870,7 +871,14 @@ class Engine(SlaMixin, ApprovalMixin, LicenceMixin):
                     "incidents": incidents,
                     # tasks waiting for their declared data (a pull running, retrying or failed)
                     "waiting_tasks": [task_dict(h) for h in s.scalars(select(HumanTask).where(
-                        HumanTask.instance_id == row.id, HumanTask.status == "waiting"))]}
+                        HumanTask.instance_id == row.id, HumanTask.status == "waiting"))],
+                    # what else the case waits for: timers, pulls and service calls still to run or retry
+                    "pending_jobs": [{"id": j.id, "kind": j.kind, "element_id": (j.payload or {}).get("bpmn_id"),
+                                      "due_at": _iso(j.due_at), "attempts": j.attempts,
+                                      "last_error": j.last_error}
+                                     for j in s.scalars(select(Job).where(Job.instance_id == row.id,
+                                                                          Job.status == "pending")
+                                                        .order_by(Job.due_at, Job.id))]}
 
     def progress(self, instance_id: int) -> dict:
         """BPMN element ids of one instance by state, for diagram highlighting:

@@ -279,6 +279,10 @@ def test_a_failing_service_task_parks_the_instance_until_retried(xengine, exchan
     exchange.control(mode="wrong_schema")
     iid = xengine.start("service_credit", {"uscc": blacklisted_enterprise()["uscc"]})["instance_id"]
     assert xengine.show(iid)["status"] == "running" and all_tasks(xengine, iid) == []
+    # the case view says what it waits for: the service call, to be retried
+    [waiting] = xengine.show(iid)["pending_jobs"]
+    assert waiting["kind"] == "service" and waiting["element_id"] == "credit_check" and waiting["attempts"] == 1
+    assert waiting["last_error"] and "uscc" not in str(waiting)  # the call's inputs are not shown
     _until_incident(xengine, clock, iid)
     [incident] = xengine.incidents(instance_id=iid)
     assert incident["kind"] == "job:service" and incident["element_id"] == "credit_check"
@@ -286,6 +290,7 @@ def test_a_failing_service_task_parks_the_instance_until_retried(xengine, exchan
     assert xengine.retry_incident(incident["id"], "admin")["outcome"] == "done"
     assert [t["bpmn_id"] for t in xengine.tasks(instance_id=iid)] == ["manual_review"]
     assert count(xengine, Job, instance_id=iid, kind="service") == 1
+    assert xengine.show(iid)["pending_jobs"] == []
     with xengine.readers() as s:
         assert s.scalar(select(func.count()).select_from(PullLog).where(
             PullLog.instance_id == iid, PullLog.outcome == "ok")) == 1

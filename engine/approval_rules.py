@@ -91,7 +91,7 @@ def manifest_fixups(entry: dict) -> None:
 
 
 def problems(manifest: dict) -> list[str]:
-    """Declarations that cannot work (reported at deploy by the flow check's caller if wired)."""
+    """Declarations that cannot work; deploy and check refuse them (``definitions``), located."""
     out = []
     for tid, entry in manifest.get("tasks", {}).items():
         cs = entry.get("countersign")

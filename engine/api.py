@@ -621,12 +621,15 @@ class Engine(SlaMixin, ApprovalMixin, LicenceMixin):
 
     def purge_pull_log(self, older_than_days: int, actor: str, *, audit_nothing: bool = True) -> dict:
         """Delete pull log entries older than ``older_than_days`` (at least ``PULL_LOG_MIN_DAYS``, 3 years)
-        and audit the purge in the same transaction: ``{"deleted": n, "before": cutoff}``.
+        and audit the purge in the same transaction: ``{"deleted": n, "before": cutoff}``. Who: an
+        administrator, or ``system`` (the workers' retention run).
         ``audit_nothing=False`` (the workers' daily run: every worker runs it, one of them deletes)
         writes the audit event only when something was deleted."""
         days = pulllog.check_days(older_than_days)
         before = pulllog.cutoff(self.clock.now(), days)
         with self.sessions.begin() as s:
+            if actor != "system" and not self._is_admin(s, actor):
+                raise NotAllowed(f"{actor} may not purge the pull log: administrators only")
             deleted = s.execute(delete(PullLog).where(PullLog.at < before)
                                 .execution_options(synchronize_session=False)).rowcount
             if deleted or audit_nothing:

@@ -18,7 +18,7 @@ import pytest
 from sqlalchemy import func, select
 
 from cli.worker import make_scheduler, purge_pull_log
-from engine.errors import Invalid
+from engine.errors import Invalid, NotAllowed
 from engine.models import AuditEvent, PullLog
 from engine.pulllog import PULL_LOG_MIN_DAYS, RETENTION_ENV, parse_moment, retention_days
 from tests.conftest import ROOT, example_files
@@ -135,6 +135,12 @@ def test_moments_parse_as_shanghai_dates_and_times():
 def test_purge_deletes_only_entries_older_than_the_cutoff_and_is_audited(engine, clock, logged):
     L, now = logged, clock.now()
     assert PULL_LOG_MIN_DAYS == 1096
+    # administrators only (and the workers' own run as "system")
+    for who in ("window_clerk", "no_such_user"):
+        with pytest.raises(NotAllowed, match="administrators only"):
+            engine.purge_pull_log(1096, who)
+    assert pull_count(engine) == len(L) and audit_events(engine, "pull_log.purge") == []
+    engine.add_user("admin", roles=["admin"])
     result = engine.purge_pull_log(1096, "admin")
     assert result == {"deleted": 2, "before": (now - 1096 * DAY).isoformat()}
     # the entry exactly at the cutoff is not older than it: kept
@@ -197,6 +203,7 @@ def test_real_pulls_are_found_by_connector_and_actor_and_purged_after_three_year
     assert xengine.pull_log(connector="sql") == [] and xengine.pull_log(outcome="error") == []
     assert xengine.pull_log(since=clock.now() + timedelta(seconds=1)) == []
     clock.advance(days=1096)
+    xengine.add_user("admin", roles=["admin"])
     assert xengine.purge_pull_log(1096, "admin")["deleted"] == 0  # exactly 3 years old: kept
     clock.advance(seconds=1)
     assert xengine.purge_pull_log(1096, "admin")["deleted"] == 1
@@ -237,6 +244,7 @@ def test_the_worker_purges_daily_when_a_retention_is_set(engine, clock, logged, 
     # that deletes nothing is still recorded (someone asked for it)
     assert job.func(*job.args, **job.kwargs)["deleted"] == 0
     assert len(audit_events(engine, "pull_log.purge")) == 1
+    engine.add_user("admin", roles=["admin"])
     assert engine.purge_pull_log(1200, "admin")["deleted"] == 0
     assert [e.actor for e in audit_events(engine, "pull_log.purge")] == ["system", "admin"]
 
@@ -310,6 +318,10 @@ def test_cli_filters_the_pull_log(tongban, cli_engine):
 
 def test_cli_purges_and_refuses_less_than_three_years(tongban, cli_engine):
     now = datetime.now(UTC)
+    cli_engine.add_user("admin", roles=["admin"])
+    cli_engine.add_user("window_clerk", ["window"])
+    clerk = tongban("purge-pulls", "--as", "window_clerk", "--json", ok=False)
+    assert clerk.returncode == 1 and json.loads(clerk.stdout)["error"] == "not_allowed"
     old, kept = add_pulls(cli_engine, {"at": now - 1300 * DAY}, {"at": now - 1000 * DAY})
     refused = tongban("purge-pulls", "--older-than-days", "1095", "--as", "admin", "--json", ok=False)
     assert refused.returncode == 1 and len(refused.stderr.strip().splitlines()) == 1

@@ -72,6 +72,7 @@ _COMPLETING = (
 _INSERT_TASK = insert(HumanTask.__table__).returning(HumanTask.__table__.c.id)
 _INSERT_CANDIDATE = insert(TaskCandidate.__table__)
 
+
 def took_part(session: Session, h: HumanTask, actor: str, groups: set[str] | None = None) -> bool:
     """Whether the actor had a part in the task: its holder, whoever completed it, a candidate, an
     added signer or delegate, or an administrator (``groups``: the actor's, when already read)."""

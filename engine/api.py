@@ -145,10 +145,31 @@ class Engine(SlaMixin, ApprovalMixin, LicenceMixin):
             return self._user_dict(s, u)
 
     def set_password(self, name: str, password: str, actor: str = "system") -> None:
+        """A new password; it ends the user's web sessions signed in before."""
         with self.sessions.begin() as s:
             u = directory.get_user(s, name)
             u.password_hash = directory.hash_password(password)
+            u.session_epoch = (u.session_epoch or 0) + 1
             audit.append(s, self.clock, actor, "user.password", detail={"user": name})
+
+    def end_sessions(self, name: str, actor: str | None = None) -> None:
+        """Sign out: every web session of the user signed in so far ends (the session cookie alone
+        cannot be taken back). Audit ``sign_out``."""
+        with self.sessions.begin() as s:
+            u = s.scalars(select(User).where(User.name == name)).first()
+            if u is None:
+                return
+            u.session_epoch = (u.session_epoch or 0) + 1
+            audit.append(s, self.clock, actor or name, "sign_out", detail={"user": name})
+
+    def session_user(self, name: str, epoch) -> dict | None:
+        """The user of a web session, or None when the session has ended (signed out, a new
+        password, deactivated, or no such user)."""
+        with self.readers() as s:
+            u = s.scalars(select(User).where(User.name == name)).first()
+            if u is None or not u.active or epoch != u.session_epoch:
+                return None
+            return self._user_dict(s, u)
 
     def set_active(self, name: str, active: bool, actor: str = "system") -> dict:
         with self.sessions.begin() as s:
@@ -156,6 +177,8 @@ class Engine(SlaMixin, ApprovalMixin, LicenceMixin):
             if u is None:
                 raise NotFound(f"no user '{name}'")
             u.active = active
+            if not active:
+                u.session_epoch = (u.session_epoch or 0) + 1
             audit.append(s, self.clock, actor, "user.activate" if active else "user.deactivate",
                          detail={"user": name})
             return self._user_dict(s, u)
@@ -229,10 +252,10 @@ class Engine(SlaMixin, ApprovalMixin, LicenceMixin):
                 audit.append(s, self.clock, name[:100] or "-", "sign_in.blocked", detail={"client": client})
             else:
                 u = s.scalars(select(User).where(User.name == name)).first()
-                if u is not None and directory.check_password(u, password):
+                if directory.check_password(u, password):  # as long for an unknown name
                     s.execute(delete(LoginFailure).where(LoginFailure.key == f"user:{name}"))
                     audit.append(s, self.clock, name, "sign_in", detail={"client": client})
-                    return self._user_dict(s, u)
+                    return {**self._user_dict(s, u), "session_epoch": u.session_epoch}
                 for key in keys:
                     s.add(LoginFailure(key=key, at=self.clock.now()))
                 audit.append(s, self.clock, name[:100] or "-", "sign_in.failed", detail={"client": client})
@@ -414,12 +437,11 @@ class Engine(SlaMixin, ApprovalMixin, LicenceMixin):
                 if name in data and not pulls.may_see_full(o, groups, roles):
                     data[name] = pulls.mask(data[name], kind)
         if user is not None and "admin" not in roles:
-            # other fields declared sensitive (the applicant's, earlier steps'), as every other view
-            # shows them; the task's own form fields stay as they are, for its form
+            # other sensitive fields (declared, or named so: the applicant's, earlier steps'), as every
+            # other view shows them; the task's own form fields stay as they are, for its form
             own = {f["id"] for f in manifest["tasks"].get(h.bpmn_id, {}).get("form_fields") or []}
-            others = {k: v for k, v in self.sensitive_fields(row.definition_id, s).items()
-                      if k not in declared and k not in own and k in data}
-            data.update(masking.mask_data({k: data[k] for k in others}, others))
+            others = {k: v for k, v in data.items() if k not in declared and k not in own}
+            data.update(masking.mask_data(others, self.sensitive_fields(row.definition_id, s)))
         own, service = self._pull_sources(s, h)
         latest = {}
         for entry in own:
@@ -467,6 +489,15 @@ class Engine(SlaMixin, ApprovalMixin, LicenceMixin):
                     out[name] = "other" if kind == "health" else kind
             cache[definition_id] = out
         return dict(cache[definition_id])
+
+    def sensitive_fields_of_instances(self, instance_ids) -> dict[int, dict[str, str]]:
+        """``sensitive_fields`` of the version each instance runs on, by instance id."""
+        ids = sorted({i for i in instance_ids if i})
+        if not ids:
+            return {}
+        with self.readers() as s:
+            rows = s.execute(select(Instance.id, Instance.definition_id).where(Instance.id.in_(ids))).all()
+            return {iid: self.sensitive_fields(did, s) for iid, did in rows}
 
     def _pull_outputs(self, manifest: dict) -> dict[str, tuple[dict, dict]]:
         """Field (as named in the data) -> (its output declaration, the operation's field schema)."""

@@ -106,10 +106,21 @@ def hash_password(password: str) -> str:
     return _argon2().hash(password)
 
 
-def check_password(user: User, password: str) -> bool:
+_DUMMY_HASH: list[str] = []
+
+
+def check_password(user: User | None, password: str) -> bool:
+    """Whether the password is the user's. Without a user (or a password) a hash is verified all
+    the same, so that the answer takes as long and does not tell whether the name exists."""
     from argon2.exceptions import InvalidHashError, VerificationError
 
-    if not user.password_hash or not user.active:
+    if user is None or not user.password_hash or not user.active:
+        if not _DUMMY_HASH:
+            _DUMMY_HASH.append(_argon2().hash(secrets.token_urlsafe(16)))
+        try:
+            _argon2().verify(_DUMMY_HASH[0], password)
+        except (VerificationError, InvalidHashError):
+            pass
         return False
     try:
         return _argon2().verify(user.password_hash, password)

@@ -76,6 +76,9 @@ class User(Base):
     display_name: Mapped[str] = mapped_column(String(200), default="")
     password_hash: Mapped[str | None] = mapped_column(String(300), nullable=True)
     active: Mapped[bool] = mapped_column(default=True)
+    # web sessions carry the epoch they were signed in at; signing out, a new password or
+    # deactivation moves it on, which ends every earlier session of the user
+    session_epoch: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     # designer | clerk | monitor | admin (a user may hold several)
     roles: Mapped[list | None] = mapped_column(JSON, default=list, nullable=True)

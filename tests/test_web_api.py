@@ -308,6 +308,9 @@ def test_definitions_list_versions_and_source(api, form_process):
     assert d["manifest"]["tasks"]["accept"]["form_fields"][0]["id"] == "amount"
     r = api("window_clerk").get(f"/definitions/{form_process.id}/xml")
     assert r.status_code == 200 and r.mimetype == "application/xml" and b"api_form" in r.data
+    # uploaded content: a browser saves it rather than showing it, and runs nothing in it
+    assert r.headers["Content-Disposition"].startswith("attachment")
+    assert r.headers["Content-Security-Policy"].startswith("sandbox") and r.headers["X-Content-Type-Options"] == "nosniff"
     assert_error(api("window_clerk").get("/definitions/999999"), 404, "not_found")
 
 
@@ -602,3 +605,21 @@ def test_deploy_raw_xml_and_a_list_of_files(api):
     body = assert_error(designer.post("/deployments", data=b"<bpmn:definitions", content_type="text/xml"), 400,
                         "invalid_process")
     assert body["problems"][0]["file"] == "upload.bpmn"
+
+
+def test_personal_data_is_masked_in_task_data_and_in_the_audit_log_for_non_admins(api, demo_engine):
+    """Named as what they are (id_number, phone) though no form declares them: the task a clerk works
+    on, the monitor's audit log and the case's trail mask them alike; an administrator sees them."""
+    full_id, phone = "110101199003074514", "13812345678"
+    iid = demo_engine.start("lanes_review", {"applicant": "张三", "id_number": full_id, "phone": phone},
+                            actor="window_clerk")["instance_id"]
+    [task] = demo_engine.tasks(instance_id=iid)
+    for who in ("window_clerk", "monitor"):
+        seen = api(who).get(f"/tasks/{task['id']}")
+        assert seen.status_code == 200, who
+        assert seen.get_json()["data"]["id_number"] == "110101********4514", who
+        assert seen.get_json()["data"]["phone"] == "138****5678", who
+    for path in ("/audit?limit=50", f"/instances/{iid}/audit"):
+        body = api("monitor").get(path).get_data(as_text=True)
+        assert full_id not in body and "110101********4514" in body and phone not in body, path
+    assert full_id in api("admin").get("/audit?limit=50").get_data(as_text=True)

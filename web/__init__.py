@@ -43,7 +43,19 @@ def create_app(engine: Engine | None = None, config: dict | None = None) -> Flas
     errors.init_app(app)
     for module in (auth, inbox, designer, monitor, admin, api, vendor, licences):
         app.register_blueprint(module.bp)
+    app.after_request(_security_headers)
     return app
+
+
+def _security_headers(response):
+    """On every answer: no sniffing a type other than the one declared, no framing by other sites
+    (clickjacking), no plug-ins, no <base> elsewhere, the path only as referrer to other sites.
+    Answers that carry uploaded content set a stricter policy of their own first."""
+    response.headers.setdefault("X-Content-Type-Options", "nosniff")
+    response.headers.setdefault("X-Frame-Options", "DENY")
+    response.headers.setdefault("Referrer-Policy", "same-origin")
+    response.headers.setdefault("Content-Security-Policy", "frame-ancestors 'none'; object-src 'none'; base-uri 'self'")
+    return response
 
 
 def _secret_key() -> str:

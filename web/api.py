@@ -296,7 +296,12 @@ def definition_xml(definition_id: int):
     xml = _main_xml(engine().definition(definition_id))
     if xml is None:
         raise NotFound(f"definition {definition_id} has no BPMN file")
-    return current_app.response_class(xml, mimetype="application/xml")
+    # uploaded content: a browser opening this URL must not run anything in it (an XHTML <script>
+    # inside extensionElements would run in this site's origin); scripts fetch it all the same
+    response = current_app.response_class(xml, mimetype="application/xml")
+    response.headers["Content-Disposition"] = f'attachment; filename="definition-{definition_id}.bpmn"'
+    response.headers["Content-Security-Policy"] = "sandbox; default-src 'none'"
+    return response
 
 
 # ---- instances ----------------------------------------------------------------------------
@@ -550,7 +555,12 @@ def audit_events():
     errors: dict[str, str] = {}
     limit = query_int("limit", 100, 1, MAX_LIMIT, errors)
     _check(errors)
-    return jsonify(engine().trail(limit=limit))
+    events = engine().trail(limit=limit)
+    if not has_role("admin"):  # masked as each case's own audit trail is
+        declared = engine().sensitive_fields_of_instances(e.get("instance_id") for e in events)
+        for e in events:
+            e["detail"] = mask_data(e.get("detail"), declared.get(e.get("instance_id"), {}))
+    return jsonify(events)
 
 
 @bp.get("/audit/verify")

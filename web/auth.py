@@ -52,8 +52,10 @@ def _load_user():
     name = session.get("user")
     if name:
         try:
-            g.user = engine().user(name)
+            g.user = engine().session_user(name, session.get("epoch"))
         except EngineError:
+            g.user = None
+        if g.user is None:  # signed out elsewhere, a new password, deactivated: the session has ended
             session.clear()
 
 
@@ -117,6 +119,7 @@ def login():
             lang = session.get("lang")
             session.clear()
             session["user"] = user["name"]
+            session["epoch"] = user["session_epoch"]
             if lang:
                 session["lang"] = lang
             session.permanent = True
@@ -127,6 +130,9 @@ def login():
 
 @bp.route("/logout", methods=["POST"])
 def logout():
+    user = g.get("user")
+    if user and not g.get("via_token"):
+        engine().end_sessions(user["name"])  # a copy of the cookie no longer signs in either
     session.clear()
     return redirect(url_for("auth.login"))
 

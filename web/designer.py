@@ -331,7 +331,8 @@ def download(definition_id: int):
         abort(404)
     name = f"{d['key']}.v{d['version']}.bpmn"
     return Response('<?xml version="1.0" encoding="UTF-8"?>\n' + xml, mimetype="application/xml",
-                    headers={"Content-Disposition": f'attachment; filename="{name}"'})
+                    headers={"Content-Disposition": f'attachment; filename="{name}"',
+                             "Content-Security-Policy": "sandbox; default-src 'none'"})
 
 
 @bp.route("/compare/<key>")

@@ -1,10 +1,11 @@
 """Working days by the Chinese official calendar: weekends and legal holidays off, 调休
 working weekends on.
 
-Sources, most specific first: days an administrator loaded for a region, days loaded for the
-whole country (region ``CN``), the ``chinese-calendar`` package (which carries the State
+Sources, most specific first, day by day: days an administrator loaded for a region, days loaded
+for the whole country (region ``CN``), the ``chinese-calendar`` package (which carries the State
 Council's schedule up to the year it was released), and, for a year nobody published, plain
-weekends — such deadlines are *provisional* and the calendar says so (``year_status``).
+weekends — such deadlines are *provisional* and the calendar says so (``year_status``). A loaded
+day overrides that day only: a regional holiday file does not drop the national holidays.
 Time zone: Asia/Shanghai.
 """
 
@@ -70,13 +71,15 @@ class Calendar:
         return self.year_status(day.year, region) == "missing"
 
     def is_workday(self, day: date, region: str = NATIONAL) -> bool:
+        """A loaded day (the region's, else the country's) overrides that day only; every other day
+        follows the package's schedule when it has the year, else plain weekends. Loading a file for
+        a region or a year therefore never drops the national holidays it does not list."""
         hit = self._override(day, region)
         if hit is not None:
             return hit
-        if self.year_status(day.year, region) != "loaded":
-            pkg = _package_workday(day)
-            if pkg is not None:
-                return pkg
+        pkg = _package_workday(day)
+        if pkg is not None:
+            return pkg
         return day.weekday() < 5
 
     def add_workdays(self, start: date, n: int, region: str = NATIONAL) -> date:

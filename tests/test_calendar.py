@@ -64,6 +64,16 @@ def test_regional_overrides_sit_on_top_of_the_national_calendar(engine):
     engine.load_calendar("date,kind,name\n2026-12-01,holiday,地方节日\n", "local.csv", region="XZ")
     assert engine.calendar_due(date(2026, 11, 30), 1, region="XZ")["due"] == "2026-12-02"
     assert engine.calendar_due(date(2026, 11, 30), 1)["due"] == "2026-12-01"
+    # the regional file overrides its own days only: the Spring Festival and its 调休 Saturday stay
+    assert engine.calendar_due(date(2026, 2, 13), 1, region="XZ")["due"] == "2026-02-14"
+    assert engine.calendar_due(date(2026, 2, 13), 2, region="XZ")["due"] == "2026-02-24"
+
+
+def test_a_partial_national_file_for_a_published_year_overrides_only_its_days(engine):
+    engine.load_calendar("2026-12-31,holiday,年末盘点\n", "extra.csv", actor="admin")
+    assert engine.calendar_due(date(2026, 12, 30), 1)["due"] == "2027-01-01"  # 31 Dec off (2027: weekends only)
+    assert engine.calendar_due(date(2026, 2, 13), 2)["due"] == "2026-02-24"  # the package's holidays stay
+    assert engine.calendar_due(date(2026, 9, 30), 3)["due"] == "2026-10-10"  # and its 调休 Saturday
 
 
 @pytest.mark.parametrize("text, message", [

@@ -343,6 +343,11 @@ def _manifest_problem(name: str, proc) -> Problem | None:
         if unknown:
             return Problem(f"unknown escalation action(s) {', '.join(unknown)}: use {', '.join(sla.ACTIONS)}", **where)
     for el in proc.iter(f"{{{TB_NS}}}sla"):
+        wrong = sla.declaration_problem(dict(el.attrib))
+        if wrong:
+            owner = el.getparent().getparent() if el.getparent() is not None else None
+            return Problem(f"tb:sla: {wrong}", file=name, line=el.sourceline,
+                           element_id=owner.get("id") if owner is not None else None)
         source = el.get("promisedFrom")
         if source is not None and not source.strip().isidentifier():
             owner = el.getparent().getparent() if el.getparent() is not None else None

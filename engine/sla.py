@@ -76,6 +76,31 @@ def due_times(entry: dict, now: datetime, data: dict,
     return c.due_at, c.warn_at
 
 
+def declaration_problem(attrs: dict) -> str | None:
+    """What is wrong with a ``tb:sla`` declaration, in words (None: nothing): a unit the clock does not
+    know, a limit that is not a positive number, a promise beyond the statutory limit."""
+    unit = (attrs.get("unit") or "workday").strip().lower()
+    if unit not in _UNIT_ALIASES:
+        return f"unit='{attrs.get('unit')}' is not a unit of time limits: use workday, day or hour"
+    numbers = {}
+    for key in ("limit", "statutory", "promised", "warnBefore"):
+        text = attrs.get(key)
+        if text is None or not str(text).strip():
+            continue
+        value = _num(text)
+        if value is None or value <= 0:
+            return f"{key}='{text}' must be a positive number of {_UNIT_ALIASES[unit]}s"
+        numbers[key] = value
+    statutory = numbers.get("statutory", numbers.get("limit"))
+    if statutory is not None and numbers.get("promised", 0) > statutory:
+        return (f"promised={attrs.get('promised')} is beyond the statutory limit of {statutory:g}: a promised "
+                "limit may only shorten the statutory one")
+    warn = (attrs.get("warn") or "").strip()
+    if warn and _num(re.sub(r"(wd|d|h)$", "", warn)) is None:
+        return f"warn='{warn}' is not understood: use a share of the limit (0.8) or units before it (2wd, 1d, 4h)"
+    return None
+
+
 def _num(value) -> float | None:
     if value in (None, ""):
         return None

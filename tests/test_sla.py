@@ -364,6 +364,41 @@ def test_bad_escalation_declarations_are_located_deploy_errors(engine):
     assert engine.deploy({"esc.bpmn": bpmn.replace("{at}", "due+2wd").replace("{action}", "card").encode()})
 
 
+@pytest.mark.parametrize("declaration, words", [
+    ('limit="2" unit="minute"', "not a unit of time limits"),
+    ('limit="abc"', "must be a positive number"),
+    ('limit="-3"', "must be a positive number"),
+    ('statutory="5" promised="8"', "beyond the statutory limit of 5"),
+    ('limit="5" warn="soon"', "warn='soon' is not understood"),
+])
+def test_bad_limit_declarations_are_located_deploy_errors(engine, declaration, words):
+    """A limit the clock cannot count would leave the step without a deadline (or count minutes as
+    working days): refused at deploy, at the tb:sla element."""
+    from engine.errors import InvalidProcess
+
+    bpmn = f"""<?xml version="1.0" encoding="UTF-8"?>
+<bpmn:definitions xmlns:bpmn="http://www.omg.org/spec/BPMN/20100524/MODEL" xmlns:tb="urn:tongban:bpmn:1"
+  id="d" targetNamespace="urn:test">
+  <bpmn:process id="limit_bad" isExecutable="true">
+    <bpmn:startEvent id="s"/>
+    <bpmn:sequenceFlow id="f1" sourceRef="s" targetRef="review"/>
+    <bpmn:userTask id="review" tb:candidateGroups="approval">
+      <bpmn:extensionElements>
+        <tb:sla {declaration}/>
+      </bpmn:extensionElements>
+    </bpmn:userTask>
+    <bpmn:sequenceFlow id="f2" sourceRef="review" targetRef="e"/>
+    <bpmn:endEvent id="e"/>
+  </bpmn:process>
+</bpmn:definitions>"""
+    with pytest.raises(InvalidProcess) as info:
+        engine.deploy({"limit.bpmn": bpmn.encode()})
+    problem = info.value.problems[0]
+    assert problem.element_id == "review" and problem.line == 9 and words in problem.message, problem
+    good = bpmn.replace(declaration, 'statutory="20" promised="5" unit="workday" warn="2wd"')
+    assert engine.deploy({"limit.bpmn": good.encode()})
+
+
 DEPT_BPMN = b"""<?xml version="1.0" encoding="UTF-8"?>
 <bpmn:definitions xmlns:bpmn="http://www.omg.org/spec/BPMN/20100524/MODEL" xmlns:tb="urn:tongban:bpmn:1"
   id="d" targetNamespace="urn:test">

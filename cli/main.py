@@ -259,13 +259,20 @@ def users():
 @click.option("--department", default=None, help="department code")
 @click.option("--password", default=None, help="set a password (or use --password-stdin)")
 @click.option("--password-stdin", is_flag=True, help="read the password from standard input")
+@click.option("--email", default=None, help="address for the e-mail copy of notices (SLA warnings, escalations)")
 @json_opt
-def users_add(name, groups, display_name, roles, department, password, password_stdin, as_json):
+def users_add(name, groups, display_name, roles, department, password, password_stdin, email, as_json):
     if password_stdin:
         password = sys.stdin.readline().rstrip("\n")
-    _out(as_json, _engine().add_user(name, groups, display_name, roles=list(roles) if roles else None,
-                                     password=password, department=department),
-         lambda u: f"user {u['name']} in {', '.join(u['groups']) or 'no groups'}")
+    if email is not None and email and ("@" not in email or any(c.isspace() for c in email)):
+        raise click.UsageError(f"--email '{email}' is not an e-mail address")
+    eng = _engine()
+    user = eng.add_user(name, groups, display_name, roles=list(roles) if roles else None,
+                        password=password, department=department)
+    if email is not None:
+        eng.set_notify_email(name, email or None)
+        user["email"] = email or None
+    _out(as_json, user, lambda u: f"user {u['name']} in {', '.join(u['groups']) or 'no groups'}")
 
 
 @users.command("list")

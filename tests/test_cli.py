@@ -122,3 +122,16 @@ def test_the_worker_process_fires_a_timer(tongban, tmp_path, db_url):
     assert [t["bpmn_id"] for t in tasks] == ["after"]
     history = json.loads(tongban("show", str(iid), "--json").stdout)["history"]
     assert [h["action"] for h in history].count("timer") == 1
+
+
+def test_users_add_sets_the_address_for_mailed_notices(tongban, db_url):
+    from sqlalchemy import create_engine, text
+
+    out = json.loads(tongban("users", "add", "mail_clerk", "--group", "window", "--email", "clerk@example.org",
+                             "--json").stdout)
+    assert out["name"] == "mail_clerk" and out["email"] == "clerk@example.org"
+    with create_engine(db_url).connect() as c:
+        assert c.execute(text("SELECT email FROM tb_notify_address WHERE user_name = 'mail_clerk'")).scalar() == \
+            "clerk@example.org"
+    bad = tongban("users", "add", "mail_clerk", "--email", "not an address", "--json", ok=False)
+    assert bad.returncode == 2 and json.loads(bad.stdout)["error"] == "usage"

@@ -337,25 +337,29 @@ def test_reassign_keeps_the_deadline_and_the_pending_points(sla_engine, clock):
     assert timedelta(0) < datetime.fromisoformat(t["due_at"]) - at(2026, 3, 5, 12)
 
 
-def test_bad_escalation_declarations_are_located_deploy_errors(engine):
-    from engine.errors import InvalidProcess
-
-    bpmn = """<?xml version="1.0" encoding="UTF-8"?>
+# one review step whose extension elements start on line 9 of the file
+REVIEW_BPMN = """<?xml version="1.0" encoding="UTF-8"?>
 <bpmn:definitions xmlns:bpmn="http://www.omg.org/spec/BPMN/20100524/MODEL" xmlns:tb="urn:tongban:bpmn:1"
   id="d" targetNamespace="urn:test">
-  <bpmn:process id="esc_bad" isExecutable="true">
+  <bpmn:process id="{key}" isExecutable="true">
     <bpmn:startEvent id="s"/>
     <bpmn:sequenceFlow id="f1" sourceRef="s" targetRef="review"/>
     <bpmn:userTask id="review" tb:candidateGroups="approval">
       <bpmn:extensionElements>
-        <tb:sla limit="2" unit="workday"/>
-        <tb:escalation at="{at}" action="{action}"/>
+        {extensions}
       </bpmn:extensionElements>
     </bpmn:userTask>
     <bpmn:sequenceFlow id="f2" sourceRef="review" targetRef="e"/>
     <bpmn:endEvent id="e"/>
   </bpmn:process>
 </bpmn:definitions>"""
+
+
+def test_bad_escalation_declarations_are_located_deploy_errors(engine):
+    from engine.errors import InvalidProcess
+
+    bpmn = REVIEW_BPMN.replace("{key}", "esc_bad").replace(
+        "{extensions}", '<tb:sla limit="2" unit="workday"/>\n        <tb:escalation at="{at}" action="{action}"/>')
     for at, action, words in (("tomorrow", "card", "not understood"), ("due+2wd", "card,shout", "shout")):
         with pytest.raises(InvalidProcess) as info:
             engine.deploy({"esc.bpmn": bpmn.replace("{at}", at).replace("{action}", action).encode()})
@@ -376,21 +380,7 @@ def test_bad_limit_declarations_are_located_deploy_errors(engine, declaration, w
     working days): refused at deploy, at the tb:sla element."""
     from engine.errors import InvalidProcess
 
-    bpmn = f"""<?xml version="1.0" encoding="UTF-8"?>
-<bpmn:definitions xmlns:bpmn="http://www.omg.org/spec/BPMN/20100524/MODEL" xmlns:tb="urn:tongban:bpmn:1"
-  id="d" targetNamespace="urn:test">
-  <bpmn:process id="limit_bad" isExecutable="true">
-    <bpmn:startEvent id="s"/>
-    <bpmn:sequenceFlow id="f1" sourceRef="s" targetRef="review"/>
-    <bpmn:userTask id="review" tb:candidateGroups="approval">
-      <bpmn:extensionElements>
-        <tb:sla {declaration}/>
-      </bpmn:extensionElements>
-    </bpmn:userTask>
-    <bpmn:sequenceFlow id="f2" sourceRef="review" targetRef="e"/>
-    <bpmn:endEvent id="e"/>
-  </bpmn:process>
-</bpmn:definitions>"""
+    bpmn = REVIEW_BPMN.replace("{key}", "limit_bad").replace("{extensions}", f"<tb:sla {declaration}/>")
     with pytest.raises(InvalidProcess) as info:
         engine.deploy({"limit.bpmn": bpmn.encode()})
     problem = info.value.problems[0]

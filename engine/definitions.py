@@ -139,7 +139,14 @@ def _data_store_problems(name: str, tree) -> list[Problem]:
 
 
 def _checksum(spec_json: str, manifest: dict) -> str:
-    h = hashlib.sha256(spec_json.encode())
+    """What makes two deployments of a process the same version: its spec and manifest, but not the
+    name of the file it came from (the same process deployed from its folder and then as a single
+    file, or from another working directory, is the same content)."""
+    data = json.loads(spec_json)
+    for spec in [data.get("spec") or {}, *(data.get("subprocess_specs") or {}).values()]:
+        if isinstance(spec, dict):
+            spec.pop("file", None)
+    h = hashlib.sha256(json.dumps(data, sort_keys=True, ensure_ascii=False).encode())
     h.update(json.dumps(manifest, sort_keys=True, ensure_ascii=False).encode())
     return h.hexdigest()
 
@@ -391,7 +398,8 @@ def deploy(session: Session, files: dict[str, bytes], *, actor: str, clock) -> l
         manifest["tasks"] = tasks
         checksum = _checksum(spec_json, manifest)
         latest = _latest(session, key)
-        if latest is not None and latest.checksum == checksum:
+        # (a version stored with a checksum of another rule is compared by its spec and manifest)
+        if latest is not None and checksum in (latest.checksum, _checksum(latest.spec, latest.manifest)):
             results.append(Deployed(key, latest.version, latest.id, False))
             continue
         version = (latest.version if latest else 0) + 1

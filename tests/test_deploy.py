@@ -282,13 +282,40 @@ def test_the_same_folder_or_file_under_another_spelling_of_its_path_is_a_no_op(e
             ("spelled", 1, False), ("spelled_too", 1, False)], spelling
     monkeypatch.chdir(folder)
     assert [(d.version, d.created) for d in engine.deploy_paths(["."])] == [(1, False), (1, False)]
-    # a single file: named by its own name, wherever it is deployed from
-    [single] = engine.deploy_paths([str(folder / "main.bpmn")])
-    assert (single.key, single.created) == ("spelled", True)  # a file alone is another source set
-    assert [(d.version, d.created) for d in engine.deploy_paths(["main.bpmn"])] == [(single.version, False)]
+    # a single file of the folder, wherever it is deployed from: its process is the same content
+    for spelling in (str(folder / "main.bpmn"), "main.bpmn"):
+        assert [(d.key, d.version, d.created) for d in engine.deploy_paths([spelling])] == [
+            ("spelled", 1, False)], spelling
     monkeypatch.chdir(tmp_path)
-    assert [(d.version, d.created) for d in engine.deploy_paths(["library/one_process/main.bpmn"])] == [
-        (single.version, False)]
+    assert [(d.version, d.created) for d in engine.deploy_paths(["library/one_process/main.bpmn"])] == [(1, False)]
+    assert [d["version"] for d in engine.definitions() if d["key"] == "spelled"] == [1]
+    # a changed file is a new version, whichever way it comes
+    (folder / "main.bpmn").write_text(one_task(key="spelled").replace("受理", "受理并核验"), encoding="utf-8")
+    assert [(d.version, d.created) for d in engine.deploy_paths(["library/one_process/main.bpmn"])] == [(2, True)]
+    assert sorted((d.key, d.version, d.created) for d in engine.deploy_paths(["library/one_process"])) == [
+        ("spelled", 2, False), ("spelled_too", 1, False)]
+
+
+def test_a_version_stored_with_a_checksum_of_another_rule_is_compared_by_its_content(engine):
+    """Rows deployed when the checksum still covered the file name: re-deploying them unchanged,
+    under any file name, stays a no-op."""
+    import hashlib
+    import json
+
+    from sqlalchemy import update
+
+    from engine.models import ProcessDefinition
+    files = {"old/v.bpmn": one_task(key="legacy").encode()}
+    [first] = engine.deploy(files)
+    with engine.sessions.begin() as s:
+        row = s.get(ProcessDefinition, first.id)
+        h = hashlib.sha256(row.spec.encode())
+        h.update(json.dumps(row.manifest, sort_keys=True, ensure_ascii=False).encode())
+        legacy = h.hexdigest()
+        assert legacy != row.checksum and '"file": "old/v.bpmn"' in row.spec
+        s.execute(update(ProcessDefinition).where(ProcessDefinition.id == first.id).values(checksum=legacy))
+    assert [(d.version, d.created) for d in engine.deploy(files)] == [(1, False)]
+    assert [(d.version, d.created) for d in engine.deploy({"v.bpmn": files["old/v.bpmn"]})] == [(1, False)]
 
 
 def definition_of(engine, instance_id: int) -> int:

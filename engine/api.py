@@ -235,28 +235,39 @@ class Engine(SlaMixin, ApprovalMixin, LicenceMixin):
                     for g in s.scalars(select(Group).order_by(Group.name))]
 
     LOGIN_WINDOW = timedelta(minutes=15)
+    # failed sign-ins within the window that block further tries: a name from one client (someone
+    # guessing at that desk), one client whatever the names (spraying a password over many names;
+    # higher, as an office signs in behind one address), one name whatever the clients (guessing
+    # from many addresses; higher, so that a few wrong guesses elsewhere do not lock a clerk out)
     LOGIN_LIMIT = 5
+    LOGIN_LIMIT_CLIENT = 30
+    LOGIN_LIMIT_USER = 20
 
     def sign_in(self, name: str, password: str, client: str = "") -> dict | None:
-        """The user on a correct password; None on a wrong one; NotAllowed after too many failures
-        for this name or this client within 15 minutes (the limit holds across web workers)."""
-        keys = [f"user:{name}"] + ([f"client:{client}"] if client else [])
-        blocked = False
+        """The user on a correct password; None on a wrong one; NotAllowed when failures within 15
+        minutes reach a limit for this name at this client, for this client, or for this name (the
+        limits hold across web workers)."""
+        limits = {f"pair:{client}|{name}"[:200]: self.LOGIN_LIMIT, f"user:{name}"[:200]: self.LOGIN_LIMIT_USER}
+        if client:
+            limits[f"client:{client}"[:200]] = self.LOGIN_LIMIT_CLIENT
+        blocked = None
         with self.sessions.begin() as s:
             since = self.clock.now() - self.LOGIN_WINDOW
-            for key in keys:
-                failures = s.scalar(select(func.count()).select_from(LoginFailure).where(
-                    LoginFailure.key == key, LoginFailure.at >= since))
-                blocked = blocked or failures >= self.LOGIN_LIMIT
+            counts = dict(s.execute(select(LoginFailure.key, func.count()).where(
+                LoginFailure.key.in_(list(limits)), LoginFailure.at >= since).group_by(LoginFailure.key)).all())
+            blocked = next((key.split(":", 1)[0] for key, limit in limits.items() if counts.get(key, 0) >= limit), None)
             if blocked:
-                audit.append(s, self.clock, name[:100] or "-", "sign_in.blocked", detail={"client": client})
+                audit.append(s, self.clock, name[:100] or "-", "sign_in.blocked",
+                             detail={"client": client, "by": blocked})
             else:
                 u = s.scalars(select(User).where(User.name == name)).first()
                 if directory.check_password(u, password):  # as long for an unknown name
-                    s.execute(delete(LoginFailure).where(LoginFailure.key == f"user:{name}"))
+                    # this desk's own failures are forgiven; those counted for the name elsewhere stay
+                    s.execute(delete(LoginFailure).where(LoginFailure.key == f"pair:{client}|{name}"[:200]))
                     audit.append(s, self.clock, name, "sign_in", detail={"client": client})
                     return {**self._user_dict(s, u), "session_epoch": u.session_epoch}
-                for key in keys:
+                s.execute(delete(LoginFailure).where(LoginFailure.at < since))  # the table keeps one window
+                for key in limits:
                     s.add(LoginFailure(key=key, at=self.clock.now()))
                 audit.append(s, self.clock, name[:100] or "-", "sign_in.failed", detail={"client": client})
         if blocked:

@@ -59,11 +59,50 @@ def test_sign_in_rate_limit_per_user_and_window(engine, clock):
     for _ in range(5):
         assert engine.sign_in("clerk1", "bad-guess", "10.0.0.9") is None
     with pytest.raises(NotAllowed, match="too many"):
-        engine.sign_in("clerk1", "secret-pass", "10.0.0.8")  # right password, still locked
-    clock.advance(timedelta(minutes=16))
+        engine.sign_in("clerk1", "secret-pass", "10.0.0.9")  # right password, still locked at that desk
+    # the clerk at another desk is not locked out by someone guessing at the first one
     assert engine.sign_in("clerk1", "secret-pass", "10.0.0.8")["name"] == "clerk1"
+    clock.advance(timedelta(minutes=16))
+    assert engine.sign_in("clerk1", "secret-pass", "10.0.0.9")["name"] == "clerk1"
     actions = [e["action"] for e in engine.trail()]
-    assert actions.count("sign_in.failed") == 5 and "sign_in.blocked" in actions and "sign_in" in actions
+    assert actions.count("sign_in.failed") == 5 and "sign_in.blocked" in actions and actions.count("sign_in") == 2
+
+
+def test_guessing_one_name_from_many_addresses_locks_that_name(engine, clock):
+    engine.add_user("clerk1", password="secret-pass")
+    engine.add_user("clerk2", password="other-pass")
+    for i in range(engine.LOGIN_LIMIT_USER):
+        assert engine.sign_in("clerk1", "bad-guess", f"10.1.0.{i}") is None  # 1 try per address
+    with pytest.raises(NotAllowed, match="too many"):
+        engine.sign_in("clerk1", "secret-pass", "10.2.0.1")
+    assert engine.sign_in("clerk2", "other-pass", "10.2.0.1")["name"] == "clerk2"  # other names unaffected
+    blocked = [e for e in engine.trail() if e["action"] == "sign_in.blocked"]
+    assert blocked[-1]["detail"] == {"client": "10.2.0.1", "by": "user"}
+    clock.advance(timedelta(minutes=16))
+    assert engine.sign_in("clerk1", "secret-pass", "10.2.0.1")["name"] == "clerk1"
+
+
+def test_spraying_many_names_from_one_address_locks_that_address(engine, clock):
+    engine.add_user("clerk1", password="secret-pass")
+    for i in range(engine.LOGIN_LIMIT_CLIENT):
+        assert engine.sign_in(f"name{i}", "Winter2026!", "10.3.0.1") is None
+    with pytest.raises(NotAllowed, match="too many"):
+        engine.sign_in("clerk1", "secret-pass", "10.3.0.1")
+    assert engine.sign_in("clerk1", "secret-pass", "10.3.0.2")["name"] == "clerk1"
+    # failures older than the window are not kept
+    clock.advance(timedelta(minutes=16))
+    assert engine.sign_in("nobody", "x", "10.3.0.3") is None
+    with engine.readers() as s:
+        from engine.models import LoginFailure
+        assert {f.key for f in s.query(LoginFailure)} == {"pair:10.3.0.3|nobody", "user:nobody", "client:10.3.0.3"}
+
+
+def test_a_few_wrong_guesses_then_the_right_password_start_the_desk_count_again(engine):
+    engine.add_user("clerk1", password="secret-pass")
+    for _ in range(3):
+        for _ in range(4):
+            assert engine.sign_in("clerk1", "typo-pass", "10.4.0.1") is None
+        assert engine.sign_in("clerk1", "secret-pass", "10.4.0.1")["name"] == "clerk1"
 
 
 def test_tokens_are_stored_hashed_and_can_be_revoked(engine):

@@ -509,13 +509,16 @@ class ApprovalMixin:
         """The applicant's supplement (补正材料): merged into the waiting task's data; the task opens
         again for the clerk who asked and the clocks run again. Who: the applicant (the user who
         started the instance) or an administrator. Audit ``supplement``."""
-        if not isinstance(data, dict):
-            raise Invalid("the supplement is an object of fields", {"data": "object"})
-
         def run(s):
             row = s.get(Instance, instance_id)
             if row is None:
                 raise NotFound(f"no instance {instance_id}")
+            # who may, before anything about the request or the case's state is said
+            if actor != row.started_by and not self._is_admin(s, actor):
+                raise NotAllowed(f"only the applicant who started instance {instance_id} (or an administrator) "
+                                 "sends its supplement")
+            if not isinstance(data, dict) or not data:
+                raise Invalid("invalid request: data", {"data": "required: an object of the supplemented fields"})
             h = s.scalars(select(HumanTask).where(HumanTask.instance_id == instance_id,
                                                   HumanTask.status == "supplement")
                           .with_for_update(of=HumanTask) if _pg(s) else
@@ -524,8 +527,6 @@ class ApprovalMixin:
             if h is None:
                 raise NotAllowed(f"instance {instance_id} is not waiting for a supplement")
             self._running(s, instance_id)
-            if actor != row.started_by and not self._is_admin(s, actor):
-                raise NotAllowed(f"only the applicant ({row.started_by}) sends the supplement")
             row, wf, manifest = self.runtime._load(s, instance_id)
             from .runtime import _find_task
 

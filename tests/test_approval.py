@@ -256,8 +256,13 @@ def test_return_to_applicant_pauses_the_clock_until_the_supplement(chain, clock,
                for p in chain.sla_status(iid)["pauses"])
     assert any("补正" in n["title"] for n in chain.notices("window_clerk"))
     clock.advance(timedelta(days=7))
-    with pytest.raises(NotAllowed):
+    with pytest.raises(NotAllowed) as refused:
         chain.supplement(iid, {"lease": "L-1"}, "outsider")
+    assert "window_clerk" not in str(refused.value)  # the applicant is not named to an outsider
+    with pytest.raises(NotAllowed):
+        chain.supplement(iid, [], "outsider")  # who may comes before what was sent
+    with pytest.raises(Invalid):
+        chain.supplement(iid, {}, "window_clerk")
     with racing(), pytest.raises(Conflict):
         chain.supplement(iid, {"lease": "L-0"}, "window_clerk")
     assert chain.task(review["id"])["status"] == "supplement"

@@ -233,6 +233,7 @@ def test_return_to_applicant_and_the_supplement(demo_engine, client_for):
     assert 'id="supplement-note"' in _text(approver.get(f"/tasks/{review['id']}"))
     # the applicant's clerk supplements on the instance page; someone else may not
     assert _post(approver, f"/instances/{iid}/supplement", data_json='{"licence": "已补交"}').status_code == 403
+    assert _post(approver, f"/instances/{iid}/supplement", data_json="[1]").status_code == 403
     window = client_for("window_clerk")
     assert 'id="supplement-form"' in _text(window.get(f"/instances/{iid}"))
     assert _post(window, f"/instances/{iid}/supplement", data_json="[1]").status_code == 400
@@ -398,6 +399,9 @@ def test_api_return_withdraw_supplement(demo_engine, api):  # noqa: F811
                              json={"opinion": "请补充执照", "fields": ["licence"]})
     assert r.status_code == 200 and r.get_json()["status"] == "supplement"
     _err(api("approver").post(f"/instances/{iid}/supplement", json={"data": {"licence": "x"}}), 403)
+    # an outsider learns nothing from a malformed body: who may is answered first
+    _err(api("approver").post(f"/instances/{iid}/supplement", json={"data": []}), 403)
+    _err(api("approver").post(f"/instances/{iid}/supplement", json={}), 403)
     _err(api("window_clerk").post(f"/instances/{iid}/supplement", json={"data": {}}), 400)
     r = api("window_clerk").post(f"/instances/{iid}/supplement", json={"data": {"licence": "已补交"}})
     assert r.status_code == 200 and r.get_json()["status"] == "open"

@@ -291,9 +291,11 @@ def approval_supplement(instance_id: int):
     except ValueError:
         data = None
     try:
-        if not isinstance(data, dict) or not data:
-            raise Invalid(_("补正材料应为 JSON 对象，例如 {\"licence\": \"已补交\"}"), {"data": "object"})
-        engine().supplement(instance_id, data, _me())
+        engine().supplement(instance_id, data, _me())  # who may, then the data
+    except Invalid as exc:
+        if not isinstance(data, dict) or not data:  # say it for the form's one field
+            exc = Invalid(_("补正材料应为 JSON 对象，例如 {\"licence\": \"已补交\"}"), {"data": "object"})
+        return _refused(exc, instance_id=instance_id)
     except EngineError as exc:
         return _refused(exc, instance_id=instance_id)
     return _done(_("补正材料已提交，办件继续办理。"), None, instance_id)

@@ -27,12 +27,65 @@ def sla():
     """Time limits (法定/承诺时限), pauses, extensions, escalations and supervision cards."""
 
 
+UNITS = {"workday": "工作日", "day": "自然日", "hour": "小时", "fixed": ""}
+CLOCK_STATUS = {"running": "计时中", "paused": "已暂停", "stopped": "已结束"}
+
+
+def _when(value: str | None) -> str:
+    """An ISO moment as the Beijing wall clock a clerk reads (deadlines end at 24:00 that day)."""
+    if not value:
+        return "-"
+    from datetime import datetime
+
+    from engine.calendar import TZ
+
+    return datetime.fromisoformat(value).astimezone(TZ).strftime("%Y-%m-%d %H:%M")
+
+
+def _limit(c: dict) -> str:
+    unit = UNITS.get(c["unit"], c["unit"])
+    if c["unit"] == "fixed":
+        return "固定期限"
+    parts = []
+    if c["promised"] is not None:
+        parts.append(f"承诺 {c['promised']:g} {unit}")
+    if c["statutory"] is not None:
+        parts.append(f"法定 {c['statutory']:g} {unit}")
+    return " / ".join(parts) or "-"
+
+
+def _clock_line(c: dict) -> str:
+    what = "办件" if c["scope"] == "instance" else f"步骤 {c['name'] or c['bpmn_id']} (任务 {c['task_id']})"
+    line = (f"{what}: {_limit(c)}, 到期 {_when(c['due_at'])}, 预警 {_when(c['warn_at'])}, "
+            f"{c['state_name']} ({c['state']}), {CLOCK_STATUS.get(c['status'], c['status'])}")
+    if c["statutory_overdue"]:
+        line += ", 已超法定时限"
+    if c["provisional"]:
+        line += ", 暂定 (节假日安排未发布)"
+    if c["extended"]:
+        line += f", 已延期 {c['extended']:g}"
+    if c["status"] == "paused":
+        line += f", 暂停原因: {c['pause_reason'] or '-'}"
+    return line
+
+
+def status_text(r: dict) -> str:
+    lines = [_clock_line(r["instance"])] if r["instance"] else ["办件: 未设时限"]
+    lines += ["  " + _clock_line(c) for c in r["tasks"]]
+    for p in r["pauses"]:
+        lines.append(f"暂停 {_when(p['started_at'])} → {_when(p['ended_at']) if p['ended_at'] else '至今'}: "
+                     f"{p['reason']} ({p['paused_by'] or p['source']})")
+    for e in r["extensions"]:
+        lines.append(f"延期申请 #{e['id']}: {e['days']} 天, {e['status']}, {e['reason']} ({e['requested_by']})")
+    return "\n".join(lines)
+
+
 @sla.command("status")
 @click.argument("instance_id", type=int)
 @json_opt
 def status(instance_id, as_json):
     """The case's and its steps' clocks: deadlines, state (正常/预警/超期), pauses, extensions."""
-    _out(as_json, _engine().sla_status(instance_id))
+    _out(as_json, _engine().sla_status(instance_id), status_text)
 
 
 @sla.command("pause")

@@ -135,3 +135,19 @@ def test_users_add_sets_the_address_for_mailed_notices(tongban, db_url):
             "clerk@example.org"
     bad = tongban("users", "add", "mail_clerk", "--email", "not an address", "--json", ok=False)
     assert bad.returncode == 2 and json.loads(bad.stdout)["error"] == "usage"
+
+
+def test_sla_status_reads_as_text_and_as_json(tongban):
+    tongban("deploy", str(EXAMPLES / "approval_chain.bpmn"), "--json")
+    tongban("users", "add", "li", "--group", "window", "--json")
+    iid = json.loads(tongban("start", "approval_chain", "--as", "li", "--json").stdout)["instance_id"]
+    tongban("sla", "pause", str(iid), "--reason", "专家评审", "--as", "li", "--json")
+    as_json = json.loads(tongban("sla", "status", str(iid), "--json").stdout)
+    [step] = as_json["tasks"]
+    assert step["bpmn_id"] == "accept" and step["unit"] == "workday" and step["status"] == "paused"
+    text = tongban("sla", "status", str(iid)).stdout
+    assert not text.lstrip().startswith("{")  # for a person: one line per clock, then the pauses
+    assert f"步骤 窗口受理 (任务 {step['task_id']}): 法定 1 工作日" in text
+    assert "已暂停" in text and "暂停原因: 专家评审" in text and "至今: 专家评审 (li)" in text
+    missing = tongban("sla", "status", "999999", ok=False)
+    assert missing.returncode != 0 and missing.stderr.strip().splitlines()[-1] == "error: no instance 999999"

@@ -40,9 +40,13 @@ def due(start, n, unit, region, as_json):
         raise click.UsageError(f"START must be a date YYYY-MM-DD, not {start!r}") from exc
     if n < 0:
         raise click.UsageError("N cannot be negative")
-    result = _engine().calendar_due(start_day, n, unit, region)
+    eng = _engine()
+    result = eng.calendar_due(start_day, n, unit, region)
     _out(as_json, result, lambda r: r["due"] + ("  (provisional: no published schedule for that year)"
                                                  if r["provisional"] else ""))
+    warning = eng.calendar_region_warning(region)
+    if warning:
+        click.echo(f"WARNING: {warning}", err=True)
 
 
 @calendar.command("load")

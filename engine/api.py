@@ -1053,6 +1053,16 @@ class Engine(SlaMixin, ApprovalMixin, LicenceMixin):
         return {"start": start.isoformat(), "n": n, "unit": unit, "region": region, "due": due.isoformat(),
                 "provisional": provisional}
 
+    def calendar_region_warning(self, region: str) -> str | None:
+        """A region's own days override the country's; for a region with none loaded, say that its
+        answers are the country's (a misspelt region code would otherwise go unnoticed)."""
+        cal = self.calendar()
+        if region == workcal.NATIONAL or cal.days.get(region) or cal.years.get(region):
+            return None
+        known = sorted(r for r in set(cal.days) | set(cal.years) if r != workcal.NATIONAL)
+        return (f"no schedule is loaded for region {region}: the national working days were used"
+                + (f" (regions with a schedule: {', '.join(known)})" if known else ""))
+
     # ---- audit --------------------------------------------------------------------------
     def verify_audit(self) -> audit.Verification:
         with self.readers() as s:

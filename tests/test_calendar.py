@@ -130,6 +130,16 @@ def test_calendar_cli(tmp_path):
     assert r.returncode == 0
     years = {y["year"]: y["status"] for y in json.loads(r.stdout)["years"]}
     assert years[2027] == "loaded"
+    # a region with nothing loaded answers with the national days, and says so on stderr
+    r = _cli("calendar", "due", "2026-02-13", "2", "--region", "GDX", "--json", db=db)
+    assert r.returncode == 0 and json.loads(r.stdout) == {
+        "start": "2026-02-13", "n": 2, "unit": "workday", "region": "GDX", "due": "2026-02-24", "provisional": False}
+    assert "WARNING: no schedule is loaded for region GDX" in r.stderr
+    f.write_text(json.dumps(SCHEDULE_2027), encoding="utf-8")
+    assert _cli("calendar", "load", str(f), "--region", "GD", db=db).returncode == 0
+    r = _cli("calendar", "due", "2026-02-13", "2", "--region", "GD", db=db)
+    assert r.stdout.strip() == "2026-02-24" and "WARNING" not in r.stderr
+    assert "regions with a schedule: GD" in _cli("calendar", "due", "2026-02-13", "2", "--region", "XX", db=db).stderr
 
 
 def test_admin_uploads_a_schedule_and_checks_a_deadline(client_for, demo_engine):

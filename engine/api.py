@@ -12,7 +12,7 @@ import contextlib
 import os
 from datetime import date, datetime, timedelta
 
-from sqlalchemy import ARRAY, BigInteger, any_, case, cast, delete, func, or_, select, union
+from sqlalchemy import ARRAY, BigInteger, any_, case, cast, delete, false, func, or_, select, union
 from sqlalchemy.orm.exc import StaleDataError
 
 from . import audit, definitions, directory, flowcheck, forms, jobs, masking, pulllog, pulls, sealing
@@ -29,6 +29,7 @@ from .models import (
     CalendarDay,
     CalendarYear,
     Department,
+    EndedSession,
     Group,
     HumanTask,
     Incident,
@@ -153,21 +154,38 @@ class Engine(SlaMixin, ApprovalMixin, LicenceMixin):
             audit.append(s, self.clock, actor, "user.password", detail={"user": name})
 
     def end_sessions(self, name: str, actor: str | None = None) -> None:
-        """Sign out: every web session of the user signed in so far ends (the session cookie alone
-        cannot be taken back). Audit ``sign_out``."""
+        """Sign out everywhere: every web session of the user signed in so far ends (the session
+        cookie alone cannot be taken back). Audit ``sign_out``."""
         with self.sessions.begin() as s:
             u = s.scalars(select(User).where(User.name == name)).first()
             if u is None:
                 return
             u.session_epoch = (u.session_epoch or 0) + 1
-            audit.append(s, self.clock, actor or name, "sign_out", detail={"user": name})
+            audit.append(s, self.clock, actor or name, "sign_out", detail={"user": name, "reason": "everywhere"})
 
-    def session_user(self, name: str, epoch) -> dict | None:
-        """The user of a web session, or None when the session has ended (signed out, a new
-        password, deactivated, or no such user)."""
+    SESSION_KEEP = timedelta(days=31)  # as long as a session cookie can live (Flask's default lifetime)
+
+    def end_session(self, name: str, sid: str, reason: str = "sign_out") -> None:
+        """End one web session (``sid`` from its cookie): this browser and any copy of its cookie are
+        signed out, the user's other sessions go on. ``reason``: sign_out | idle | expired.
+        Audit ``sign_out`` with the reason."""
+        now = self.clock.now()
+        with self.sessions.begin() as s:
+            s.execute(delete(EndedSession).where(EndedSession.ended_at < now - self.SESSION_KEEP))
+            if s.get(EndedSession, sid) is None:
+                s.add(EndedSession(sid=sid[:64], user_name=name[:100], ended_at=now, reason=reason[:20]))
+                audit.append(s, self.clock, name, "sign_out", detail={"user": name, "reason": reason})
+
+    def session_user(self, name: str, epoch, sid: str | None = None) -> dict | None:
+        """The user of a web session, or None when the session has ended (signed out in this
+        browser, everywhere, a new password, deactivated, or no such user)."""
         with self.readers() as s:
-            u = s.scalars(select(User).where(User.name == name)).first()
-            if u is None or not u.active or epoch != u.session_epoch:
+            ended = select(EndedSession.sid).where(EndedSession.sid == sid).exists() if sid else false()
+            got = s.execute(select(User, ended).where(User.name == name)).first()
+            if got is None or got[1]:
+                return None
+            u = got[0]
+            if not u.active or epoch != u.session_epoch:
                 return None
             return self._user_dict(s, u)
 

@@ -121,6 +121,19 @@ class LoginFailure(Base):
     at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
+class EndedSession(Base):
+    """A web session that was signed out (its id, from the session cookie): that browser, and any
+    copy of its cookie, is signed out while the user's other sessions go on. Kept for as long as a
+    session cookie can live."""
+
+    __tablename__ = "tb_ended_session"
+    __table_args__ = (Index("ix_ended_session_at", "ended_at"),)
+    sid: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_name: Mapped[str] = mapped_column(String(100))
+    ended_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    reason: Mapped[str] = mapped_column(String(20))
+
+
 class Group(Base):
     __tablename__ = "tb_group"
     id: Mapped[int] = mapped_column(BigId, primary_key=True)

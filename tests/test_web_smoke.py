@@ -80,6 +80,73 @@ def test_signing_out_ends_the_session_also_for_a_copy_of_its_cookie(app, client_
     assert login(app.test_client(), "approver")  # signing in again works
 
 
+def test_signing_out_ends_this_browser_only_and_everywhere_ends_all(app, client_for):
+    office, home = client_for("approver"), client_for("approver")
+    assert office.post("/logout", data={"csrf_token": office.csrf}).status_code == 302
+    assert office.get("/api/v1/me").status_code == 401
+    assert home.get("/api/v1/me").status_code == 200  # the other browser is still signed in
+    third = client_for("approver")
+    assert 'id="logout-everywhere"' in third.get("/").get_data(as_text=True)
+    assert third.post("/logout", data={"csrf_token": third.csrf, "everywhere": "1"}).status_code == 302
+    assert home.get("/api/v1/me").status_code == 401 and third.get("/api/v1/me").status_code == 401
+    newest_first = app.extensions["tongban"].trail()
+    assert [e["detail"].get("reason") for e in newest_first if e["action"] == "sign_out"][:2] == [
+        "everywhere", "sign_out"]
+
+
+def _age(client, **seconds):
+    """Move the session's own stamps back, as if that much time had passed."""
+    with client.session_transaction() as sess:
+        for key, value in seconds.items():
+            sess[key] -= value
+
+
+def test_an_idle_session_ends_and_says_why(app, client_for):
+    c = client_for("window_clerk")
+    stolen = app.test_client()
+    for cookie in c._cookies.values():
+        stolen.set_cookie(cookie.key, cookie.value, domain=cookie.domain, path=cookie.path)
+    _age(c, seen=29 * 60)
+    assert c.get("/").status_code == 200  # 29 minutes idle: still signed in, and the request counts
+    _age(c, seen=29 * 60)
+    assert c.get("/").status_code == 200
+    _age(c, seen=31 * 60)
+    r = c.get("/")
+    assert r.status_code == 302 and "ended=idle" in r.headers["Location"]
+    assert "长时间未操作" in c.get(r.headers["Location"]).get_data(as_text=True)
+    assert c.get("/api/v1/me").status_code == 401
+    assert stolen.get("/api/v1/me").status_code == 401  # a copy of the cookie ended with it
+    trail = app.extensions["tongban"].trail()
+    assert [e["detail"] for e in trail if e["action"] == "sign_out"][0] == {"user": "window_clerk", "reason": "idle"}
+    assert client_for("window_clerk").get("/api/v1/me").status_code == 200  # signing in again works
+
+
+def test_a_session_ends_after_its_longest_time_however_busy(app, client_for):
+    c = client_for("leader")
+    _age(c, since=11 * 3600)
+    assert c.get("/api/v1/me").status_code == 200
+    _age(c, since=2 * 3600)  # 13 hours since signing in, active all along
+    r = c.get("/")
+    assert r.status_code == 302 and "ended=expired" in r.headers["Location"]
+    assert "Your session reached its maximum length" in c.get(r.headers["Location"] + "&lang=en").get_data(as_text=True)
+
+
+def test_session_limits_are_configurable_and_can_be_off(demo_engine):
+    from web import create_app
+
+    app = create_app(demo_engine, {"TESTING": True, "SECRET_KEY": "s", "SESSION_IDLE_MINUTES": 0,
+                                   "SESSION_MAX_HOURS": 0})
+    c = app.test_client()
+    login(c, "approver")
+    _age(c, seen=30 * 24 * 3600, since=30 * 24 * 3600)
+    assert c.get("/api/v1/me").status_code == 200
+    short = create_app(demo_engine, {"TESTING": True, "SECRET_KEY": "s", "SESSION_IDLE_MINUTES": 5})
+    c = short.test_client()
+    login(c, "approver")
+    _age(c, seen=6 * 60)
+    assert c.get("/api/v1/me").status_code == 401
+
+
 def test_a_new_password_or_deactivation_ends_earlier_sessions(app, client_for):
     engine = app.extensions["tongban"]
     c = client_for("leader")

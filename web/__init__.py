@@ -28,6 +28,9 @@ def create_app(engine: Engine | None = None, config: dict | None = None) -> Flas
         BABEL_DEFAULT_LOCALE="zh_Hans",
         BABEL_TRANSLATION_DIRECTORIES=str(HERE / "translations"),
         NODE_MODULES=str(HERE / "node_modules"),
+        # 登录连接超时自动退出 (GB/T 22239 等保): idle minutes, and hours since signing in; 0 = no limit
+        SESSION_IDLE_MINUTES=float(os.environ.get("TONGBAN_SESSION_IDLE_MINUTES", 30)),
+        SESSION_MAX_HOURS=float(os.environ.get("TONGBAN_SESSION_MAX_HOURS", 12)),
     )
     if config:
         app.config.update(config)

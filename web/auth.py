@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hmac
 import secrets
+import time
 from functools import wraps
 from urllib.parse import urlparse
 
@@ -51,12 +52,52 @@ def _load_user():
         return
     name = session.get("user")
     if name:
+        sid = session.get("sid")
         try:
-            g.user = engine().session_user(name, session.get("epoch"))
+            g.user = engine().session_user(name, session.get("epoch"), sid)
         except EngineError:
             g.user = None
-        if g.user is None:  # signed out elsewhere, a new password, deactivated: the session has ended
+        if g.user is None:  # signed out, a new password, deactivated: the session has ended
             session.clear()
+            return
+        ended = _timed_out(time.time())
+        if ended:
+            # 登录连接超时自动退出: an idle or over-long session ends, here and for copies of its cookie
+            try:
+                engine().end_session(name, sid or "", ended)
+            except EngineError:
+                pass
+            g.user = None
+            _clear_keeping_language()
+            g.session_ended = ended
+            return
+        session["seen"] = int(time.time())
+
+
+def _limit_seconds(key: str) -> float:
+    value = current_app.config.get(key)
+    return float(value) * 60 if value else 0.0
+
+
+def _timed_out(now: float) -> str | None:
+    """``idle`` after TONGBAN_SESSION_IDLE_MINUTES without a request, ``expired`` after
+    TONGBAN_SESSION_MAX_HOURS since signing in (0 turns a limit off); None while the session is live.
+    A session without the stamps (signed in before they existed) counts from now."""
+    idle, longest = _limit_seconds("SESSION_IDLE_MINUTES"), _limit_seconds("SESSION_MAX_HOURS") * 60
+    seen, since = session.get("seen") or now, session.get("since") or now
+    if idle and now - seen > idle:
+        return "idle"
+    if longest and now - since > longest:
+        return "expired"
+    session.setdefault("since", int(now))
+    return None
+
+
+def _clear_keeping_language():
+    lang = session.get("lang")
+    session.clear()
+    if lang:
+        session["lang"] = lang
 
 
 def _check_csrf():
@@ -70,11 +111,15 @@ def _check_csrf():
         abort(400, description="CSRF token missing or wrong: reload the page and try again")
 
 
+def _to_sign_in():
+    return redirect(url_for("auth.login", next=request.full_path, ended=g.get("session_ended")))
+
+
 def login_required(view):
     @wraps(view)
     def wrapper(*args, **kwargs):
         if not g.get("user"):
-            return redirect(url_for("auth.login", next=request.full_path))
+            return _to_sign_in()
         return view(*args, **kwargs)
 
     return wrapper
@@ -87,7 +132,7 @@ def role_required(*roles: str):
         @wraps(view)
         def wrapper(*args, **kwargs):
             if not g.get("user"):
-                return redirect(url_for("auth.login", next=request.full_path))
+                return _to_sign_in()
             if not has_role(*roles):
                 abort(403)
             return view(*args, **kwargs)
@@ -116,24 +161,35 @@ def login():
         if user is None and error is None:
             error = _("用户名或密码错误。")
         if user is not None:
-            lang = session.get("lang")
-            session.clear()
+            _clear_keeping_language()
             session["user"] = user["name"]
             session["epoch"] = user["session_epoch"]
-            if lang:
-                session["lang"] = lang
+            session["sid"] = secrets.token_urlsafe(24)  # this browser's session, to end it alone
+            session["since"] = session["seen"] = int(time.time())
             session.permanent = True
             return redirect(_safe_next(request.args.get("next")))
         return render_template("login.html", error=error, username=name), 401 if error else 200
-    return render_template("login.html", error=None, username="")
+    notice = ENDED_NOTICES.get(request.args.get("ended", ""))
+    return render_template("login.html", error=None, username="", notice=notice() if notice else None)
+
+
+ENDED_NOTICES = {
+    "idle": lambda: _("长时间未操作，已自动退出，请重新登录。"),
+    "expired": lambda: _("登录时间已到上限，已自动退出，请重新登录。"),
+}
 
 
 @bp.route("/logout", methods=["POST"])
 def logout():
+    """Sign out of this browser (a copy of its cookie no longer signs in either); with
+    ``everywhere=1``, out of every browser and device the user signed in on."""
     user = g.get("user")
     if user and not g.get("via_token"):
-        engine().end_sessions(user["name"])  # a copy of the cookie no longer signs in either
-    session.clear()
+        if request.form.get("everywhere") == "1":
+            engine().end_sessions(user["name"])
+        else:
+            engine().end_session(user["name"], session.get("sid") or "")
+    _clear_keeping_language()
     return redirect(url_for("auth.login"))
 
 

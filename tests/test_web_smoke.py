@@ -188,3 +188,11 @@ def test_pages_and_api_answers_carry_security_headers(client_for):
         h = c.get(url).headers
         assert h["X-Content-Type-Options"] == "nosniff" and h["X-Frame-Options"] == "DENY", url
         assert "frame-ancestors 'none'" in h["Content-Security-Policy"], url
+
+
+def test_a_session_from_before_session_ids_signs_in_again(client_for):
+    c = client_for("approver")
+    with c.session_transaction() as sess:
+        del sess["sid"]
+    assert c.get("/api/v1/me").status_code == 401
+    assert c.get("/").status_code == 302

@@ -53,6 +53,9 @@ def _load_user():
     name = session.get("user")
     if name:
         sid = session.get("sid")
+        if not sid:  # signed in before sessions had their own id: it cannot be ended alone, so sign in again
+            _clear_keeping_language()
+            return
         try:
             g.user = engine().session_user(name, session.get("epoch"), sid)
         except EngineError:
@@ -64,7 +67,7 @@ def _load_user():
         if ended:
             # 登录连接超时自动退出: an idle or over-long session ends, here and for copies of its cookie
             try:
-                engine().end_session(name, sid or "", ended)
+                engine().end_session(name, sid, ended)
             except EngineError:
                 pass
             g.user = None
@@ -188,7 +191,7 @@ def logout():
         if request.form.get("everywhere") == "1":
             engine().end_sessions(user["name"])
         else:
-            engine().end_session(user["name"], session.get("sid") or "")
+            engine().end_session(user["name"], session["sid"])
     _clear_keeping_language()
     return redirect(url_for("auth.login"))
 

@@ -21,16 +21,18 @@ from sqlalchemy.orm.attributes import flag_modified
 from sqlalchemy.orm.exc import StaleDataError
 
 from . import approval_rules as rules
-from . import audit, directory, notify
+from . import audit, directory, forms, notify
 from . import sla as slam
 from .errors import Conflict, Invalid, NotAllowed, NotFound
 from .models import (
+    AuditEvent,
     CarbonCopy,
     HumanTask,
     Instance,
     Job,
     Opinion,
     Phrase,
+    ProcessDefinition,
     SlaClock,
     SlaPause,
     TaskSign,
@@ -533,7 +535,8 @@ class ApprovalMixin:
             task = _find_task(wf, h.spiff_task_id)
             if task is None:
                 raise NotAllowed(f"task {h.id} is no longer in the workflow")
-            self.runtime._steps(wf, lambda: task.data.update(data))
+            supplied = self._supplement_data(s, row, h, manifest, wf, task.data, data)
+            self.runtime._steps(wf, lambda: task.data.update(supplied))
             wf.last_task = task
             h.status = "open"
             now = self.clock.now()
@@ -551,6 +554,62 @@ class ApprovalMixin:
             return {"instance_id": instance_id, "task_id": h.id, "status": h.status}
 
         return self._op(run)
+
+    # what the applicant gave at the start that is the engine's, not theirs
+    _ENGINE_START_KEYS = frozenset({"initiator", "business_key"})
+
+    @staticmethod
+    def _process_names(manifest: dict, wf) -> set[str]:
+        """Names the process sets in its own steps: clerks' form fields and decisions, pulled fields,
+        and whatever its scripts assign (called processes included)."""
+        from .flowcheck import names_written
+
+        names = {"decision"}
+        for entry in manifest.get("tasks", {}).values():
+            names |= {f["id"] for f in entry.get("form_fields") or []}
+            names |= {o["as"] for p in entry.get("pulls") or [] for o in p.get("outputs") or []}
+        for spec in [wf.spec, *wf.subprocess_specs.values()]:
+            for ts in spec.task_specs.values():
+                for script in (getattr(ts, "script", None), getattr(ts, "prescript", None),
+                               getattr(ts, "postscript", None)):
+                    if isinstance(script, str):
+                        names |= names_written(script)
+        return names
+
+    def _supplement_data(self, s, row: Instance, h: HumanTask, manifest: dict, wf, current: dict,
+                         data: dict) -> dict:
+        """The supplement's fields, checked: when the clerk named fields in the return, only those;
+        otherwise what the applicant gave (at the start or in an earlier supplement) and fields the case
+        does not hold and the process never sets — never a value the process sets itself (a pulled
+        record, a check's result, a clerk's decision or form field, a script's variable). Fields of the
+        start form are validated as the start form validates them."""
+        events, supplied_before = {}, set()
+        for e in s.scalars(select(AuditEvent).where(
+                AuditEvent.instance_id == row.id, AuditEvent.action.in_(("start", "return_applicant", "supplement")))
+                .order_by(AuditEvent.id)):
+            events[e.action] = e  # the start, and the latest return of the case
+            if e.action == "supplement":
+                supplied_before |= set((e.detail or {}).get("fields") or [])
+        asked = events.get("return_applicant")
+        asked = set(asked.detail.get("fields") or []) if asked is not None and (
+            asked.detail.get("task_id") == h.id) else set()
+        if asked:
+            refused = sorted(k for k in data if k not in asked)
+            why = f"not asked for (asked: {', '.join(sorted(asked))})"
+        else:
+            start = events.get("start")
+            given = set(((start.detail or {}).get("data") or {}) if start is not None else {}) | supplied_before
+            given -= self._ENGINE_START_KEYS
+            given -= {(e.get("countersign") or {}).get("collection") for e in manifest.get("tasks", {}).values()}
+            process = None if all(k in given for k in data) else self._process_names(manifest, wf) - given
+            refused = sorted(k for k in data if k not in given and (k in current or k in process))
+            why = "set by the process, not by the applicant"
+        if refused:
+            raise Invalid("补正不能修改这些字段 / the supplement cannot change: " + ", ".join(refused),
+                          {k: why for k in refused})
+        definition = s.get(ProcessDefinition, row.definition_id)
+        declared = [f for f in self.start_form(definition) if f["id"] in data]
+        return forms.validate(declared, data)
 
     # ---- 撤回 withdraw ---------------------------------------------------------------------------
     def withdraw(self, task_id: int, actor: str, opinion: str = "") -> dict:

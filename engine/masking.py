@@ -3,7 +3,7 @@
 ID numbers keep the first 6 and last 4 characters (the region code and the check digits),
 phone numbers the first 3 and last 4; anything else declared sensitive keeps its first and
 last character. A field is sensitive when a form or data declaration says so, or when its
-name says what it is (id_number, 身份证, phone, mobile, health, ...).
+name says what it is (id_number, 身份证, phone, mobile, health_status, medical, 健康证, ...).
 """
 
 from __future__ import annotations
@@ -13,7 +13,11 @@ from collections.abc import Mapping
 
 _ID_NAMES = re.compile(r"(id_?(card|number|no)|identity|身份证|证件号)", re.I)
 _PHONE_NAMES = re.compile(r"(phone|mobile|tel|电话|手机)", re.I)
-_HEALTH_NAMES = re.compile(r"(health|medical|disease|健康|病)", re.I)
+# a person's health: the words alone, or health with what is recorded of it. Not "health" as the
+# name of a department (卫健委: health_receipt_no, push_items["health"]), which says whose step it is.
+_HEALTH_NAMES = re.compile(
+    r"(medical|disease|illness|diagnos|病|健康状况|健康证|体检"
+    r"|health_?(status|condition|cert|certificate|check|exam|record|report|info|history|declaration|code))", re.I)
 
 
 def kind_of_field(name: str) -> str | None:

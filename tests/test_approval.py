@@ -244,6 +244,25 @@ def test_return_refusals(chain, racing):
 
 
 # ---- 退回补正 -------------------------------------------------------------------------------------
+def test_a_supplement_changes_only_what_was_asked_or_what_the_applicant_gave(chain):
+    iid, review = at_review(chain)  # the window accepted: "accepted" is the process's, not the applicant's
+    chain.return_to_applicant(review["id"], "approver", "请补充租赁合同", ["lease"])
+    with pytest.raises(Invalid) as refused:
+        chain.supplement(iid, {"lease": "L-1", "accepted": False}, "window_clerk")
+    assert refused.value.fields == {"accepted": "not asked for (asked: lease)"}
+    chain.supplement(iid, {"lease": "L-1"}, "window_clerk")
+    # a return naming no fields: the applicant corrects what they gave and adds what the case lacks,
+    # but cannot rewrite what the process set
+    chain.return_to_applicant(review["id"], "approver", "请核对申请信息")
+    for forged in ({"accepted": False}, {"initiator": "approver"}, {"decision": "approve"}):
+        with pytest.raises(Invalid, match="cannot change"):
+            chain.supplement(iid, {"applicant": "张三丰", **forged}, "window_clerk")
+    assert chain.task(review["id"])["status"] == "supplement"  # nothing of a refused supplement was kept
+    chain.supplement(iid, {"applicant": "张三丰", "lease": "L-2", "lease_note": "原件已交窗口"}, "window_clerk")
+    data = chain.task(review["id"])["data"]
+    assert (data["applicant"], data["lease"], data["lease_note"], data["accepted"]) == ("张三丰", "L-2", "原件已交窗口", True)
+
+
 def test_return_to_applicant_pauses_the_clock_until_the_supplement(chain, clock, racing):
     iid, review = at_review(chain)
     before = chain.task(review["id"])["due_at"]

@@ -141,3 +141,17 @@ def test_unclaim_gives_the_task_back(engine):
     assert [t["id"] for t in engine.tasks(user="admin", scope="unclaimed")] == [task["id"]]
     counts = engine.task_counts("approver")
     assert counts == {"mine": 0, "unclaimed": 1, "overdue": 0}
+
+
+@pytest.mark.parametrize("name, masked", [
+    ("health_status", True), ("healthCertificate", True), ("medical_history", True), ("disease", True),
+    ("健康证编号", True), ("既往病史", True), ("体检结果", True),
+    # the health department's step data is not a person's health
+    ("health_receipt_no", False), ("health_received_at", False), ("health_note", False), ("health", False),
+])
+def test_health_data_is_recognised_by_what_it_records_not_by_a_department_name(name, masked):
+    from engine.masking import kind_of_field
+
+    assert (kind_of_field(name) == "other") is masked
+    shown = mask_data({name: "HZhealth00000003"})[name]
+    assert (shown != "HZhealth00000003") is masked

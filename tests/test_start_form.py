@@ -166,3 +166,19 @@ def test_rest_start_answers_400_with_the_fields(db_url, clock):
         assert eng.show(r.get_json()["instance_id"])["data"]["floor_area"] == 80
     finally:
         eng.db.dispose()
+
+
+def test_a_supplement_is_validated_like_the_start_form(engine):
+    """退回补正 of the floor area: the applicant's corrected value must pass the start form's checks."""
+    engine.deploy({"shop.bpmn": CAMUNDA.encode()})
+    iid = engine.start("shop_apply", {"uscc": "91310115MA1K4B2C3D", "floor_area": 80}, actor="window_clerk")[
+        "instance_id"]
+    [accept] = engine.tasks(instance_id=iid)
+    engine.return_to_applicant(accept["id"], "window_clerk", "请核对经营面积", ["floor_area", "uscc"])
+    for bad, field in (({"floor_area": 0}, "floor_area"), ({"floor_area": "大约八十"}, "floor_area"),
+                       ({"uscc": ""}, "uscc"), ({"uscc": "not-a-code"}, "uscc")):
+        with pytest.raises(Invalid) as refused:
+            engine.supplement(iid, bad, "window_clerk")
+        assert field in refused.value.fields, bad
+    engine.supplement(iid, {"floor_area": "95"}, "window_clerk")
+    assert engine.task(accept["id"])["data"]["floor_area"] == 95  # as the start form would have stored it

@@ -135,6 +135,45 @@ class LibraryCase:
         self.engine.connector_pool.close()
 
 
+# ---- a library case driven through its REST API (``case``: a LibraryCase or alike) ----------------
+def open_tasks(case, iid, user="admin") -> list[dict]:
+    r = case.api(user).get(f"/tasks?instance_id={iid}")
+    assert r.status_code == 200, r.get_json()
+    return r.get_json()
+
+
+def the_task(case, iid, user, bpmn_id) -> dict:
+    tasks = [t for t in open_tasks(case, iid, user) if t["bpmn_id"] == bpmn_id]
+    assert len(tasks) == 1, open_tasks(case, iid)
+    return tasks[0]
+
+
+def act(case, user, task, decision, **data) -> dict:
+    """Claim the task and complete it with a decision and form data, as ``user``."""
+    api = case.api(user)
+    assert api.post(f"/tasks/{task['id']}/claim").status_code == 200
+    r = api.post(f"/tasks/{task['id']}/complete", json={"decision": decision, "data": data})
+    assert r.status_code == 200, r.get_json()
+    return r.get_json()
+
+
+def instance(case, iid, user="admin") -> dict:
+    r = case.api(user).get(f"/instances/{iid}")
+    assert r.status_code == 200, r.get_json()
+    return r.get_json()
+
+
+def pushes_of(case, uscc) -> list[dict]:
+    """What the demo exchange recorded as pushed for the enterprise ("" for every enterprise)."""
+    r = httpx.get(f"{case.ex.url}/api/v1/pushes", params={"uscc": uscc}, headers={"X-API-Key": API_KEY})
+    r.raise_for_status()
+    return r.json()["pushes"]
+
+
+def pushes_by_department(case, uscc) -> dict[str, dict]:
+    return {p["department"]: p for p in pushes_of(case, uscc)}
+
+
 @pytest.fixture
 def xengine(engine, exchange):
     configure_exchange(engine, exchange)

@@ -14,12 +14,12 @@ from datetime import datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-import httpx
 import pytest
 
 from connectors.exchange_data import KINDS, uscc_check
-from tests.exchange_fixtures import API_KEY, LibraryCase, dataset
+from tests.exchange_fixtures import LibraryCase, act, dataset, instance, open_tasks, the_task
 from tests.exchange_fixtures import exchange as exchange  # noqa: F401 - fixture
+from tests.exchange_fixtures import pushes_by_department as pushes
 
 ROOT = Path(__file__).resolve().parent.parent
 API = "/api/v1"
@@ -63,33 +63,9 @@ def start(dn, uscc, user="registry_clerk"):
     return r.get_json()["instance_id"]
 
 
-def open_tasks(dn, iid, user="admin"):
-    return dn.api(user).get(f"/tasks?instance_id={iid}").get_json()
 
 
-def the_task(dn, iid, user, bpmn_id):
-    tasks = [t for t in open_tasks(dn, iid, user) if t["bpmn_id"] == bpmn_id]
-    assert len(tasks) == 1, open_tasks(dn, iid)
-    return tasks[0]
 
-
-def act(dn, user, task, decision, **data):
-    api = dn.api(user)
-    assert api.post(f"/tasks/{task['id']}/claim").status_code == 200
-    r = api.post(f"/tasks/{task['id']}/complete", json={"decision": decision, "data": data})
-    assert r.status_code == 200, r.get_json()
-
-
-def instance(dn, iid, user="admin"):
-    r = dn.api(user).get(f"/instances/{iid}")
-    assert r.status_code == 200, r.get_json()
-    return r.get_json()
-
-
-def pushes(dn, uscc):
-    r = httpx.get(f"{dn.ex.url}/api/v1/pushes", params={"uscc": uscc}, headers={"X-API-Key": API_KEY})
-    r.raise_for_status()
-    return {p["department"]: p for p in r.json()["pushes"]}
 
 
 def test_food_and_tobacco_are_notified_pushed_to_market_and_tobacco_and_confirmed(dn):

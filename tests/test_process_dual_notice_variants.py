@@ -17,7 +17,6 @@ from datetime import datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-import httpx
 import pytest
 
 from cli.demo import seed
@@ -26,7 +25,16 @@ from connectors.http import reset_breakers
 from engine.api import Engine
 from engine.clock import ManualClock
 from tests.conftest import BACKENDS, _pg_database
-from tests.exchange_fixtures import API_KEY, LibraryCase, RunningExchange, dataset
+from tests.exchange_fixtures import (
+    LibraryCase,
+    RunningExchange,
+    act,
+    dataset,
+    instance,
+    open_tasks,
+    the_task,
+)
+from tests.exchange_fixtures import pushes_by_department as pushes
 from web import create_app
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -128,35 +136,9 @@ def start(dn, uscc, user="registry_clerk"):
     return r.get_json()["instance_id"]
 
 
-def open_tasks(dn, iid, user="admin"):
-    r = dn.api(user).get(f"/tasks?instance_id={iid}")
-    assert r.status_code == 200, r.get_json()
-    return r.get_json()
 
 
-def the_task(dn, iid, user, bpmn_id):
-    tasks = [t for t in open_tasks(dn, iid, user) if t["bpmn_id"] == bpmn_id]
-    assert len(tasks) == 1, open_tasks(dn, iid)
-    return tasks[0]
 
-
-def act(dn, user, task, decision, **data):
-    api = dn.api(user)
-    assert api.post(f"/tasks/{task['id']}/claim").status_code == 200
-    r = api.post(f"/tasks/{task['id']}/complete", json={"decision": decision, "data": data})
-    assert r.status_code == 200, r.get_json()
-
-
-def instance(dn, iid, user="admin"):
-    r = dn.api(user).get(f"/instances/{iid}")
-    assert r.status_code == 200, r.get_json()
-    return r.get_json()
-
-
-def pushes(dn, uscc):
-    r = httpx.get(f"{dn.ex.url}/api/v1/pushes", params={"uscc": uscc}, headers={"X-API-Key": API_KEY})
-    r.raise_for_status()
-    return {p["department"]: p for p in r.json()["pushes"]}
 
 
 def expected_of(items):

@@ -12,12 +12,12 @@ from datetime import datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-import httpx
 import pytest
 
 from connectors.exchange_data import USCC_ALPHABET, uscc_check, valid_uscc
-from tests.exchange_fixtures import API_KEY, LibraryCase, dataset
+from tests.exchange_fixtures import LibraryCase, act, dataset, instance, open_tasks, the_task
 from tests.exchange_fixtures import exchange as exchange  # noqa: F401 - fixture
+from tests.exchange_fixtures import pushes_of as pushes
 
 ROOT = Path(__file__).resolve().parent.parent
 API = "/api/v1"
@@ -67,36 +67,9 @@ def start(reg, data, business_key="DJ-2026-0001"):
     return r.get_json()["instance_id"]
 
 
-def open_tasks(reg, iid, user="admin"):
-    r = reg.api(user).get(f"/tasks?instance_id={iid}")
-    assert r.status_code == 200, r.get_json()
-    return r.get_json()
 
 
-def the_task(reg, iid, user, bpmn_id):
-    tasks = [t for t in open_tasks(reg, iid, user) if t["bpmn_id"] == bpmn_id]
-    assert len(tasks) == 1, open_tasks(reg, iid)
-    return tasks[0]
 
-
-def act(reg, user, task, decision, **data):
-    api = reg.api(user)
-    assert api.post(f"/tasks/{task['id']}/claim").status_code == 200
-    r = api.post(f"/tasks/{task['id']}/complete", json={"decision": decision, "data": data})
-    assert r.status_code == 200, r.get_json()
-    return r.get_json()
-
-
-def instance(reg, iid, user="admin"):
-    r = reg.api(user).get(f"/instances/{iid}")
-    assert r.status_code == 200, r.get_json()
-    return r.get_json()
-
-
-def pushes(reg, uscc):
-    r = httpx.get(f"{reg.ex.url}/api/v1/pushes", params={"uscc": uscc}, headers={"X-API-Key": API_KEY})
-    r.raise_for_status()
-    return r.json()["pushes"]
 
 
 def gb11714_ok(org: str) -> bool:

@@ -16,7 +16,6 @@ import dataclasses
 import itertools
 from pathlib import Path
 
-import httpx
 import pytest
 
 from cli.demo import seed
@@ -25,7 +24,16 @@ from connectors.http import reset_breakers
 from engine.api import Engine
 from engine.clock import ManualClock
 from tests.conftest import BACKENDS, _pg_database
-from tests.exchange_fixtures import API_KEY, LibraryCase, RunningExchange, dataset
+from tests.exchange_fixtures import (
+    LibraryCase,
+    RunningExchange,
+    act,
+    dataset,
+    instance,
+    open_tasks,
+    the_task,
+)
+from tests.exchange_fixtures import pushes_by_department as pushes
 from web import create_app
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -109,35 +117,9 @@ def start(reg, data):
     return r.get_json()["instance_id"]
 
 
-def open_tasks(reg, iid, user="admin"):
-    r = reg.api(user).get(f"/tasks?instance_id={iid}")
-    assert r.status_code == 200, r.get_json()
-    return r.get_json()
 
 
-def the_task(reg, iid, user, bpmn_id):
-    tasks = [t for t in open_tasks(reg, iid, user) if t["bpmn_id"] == bpmn_id]
-    assert len(tasks) == 1, open_tasks(reg, iid)
-    return tasks[0]
 
-
-def act(reg, user, task, decision, **data):
-    api = reg.api(user)
-    assert api.post(f"/tasks/{task['id']}/claim").status_code == 200
-    r = api.post(f"/tasks/{task['id']}/complete", json={"decision": decision, "data": data})
-    assert r.status_code == 200, r.get_json()
-
-
-def instance(reg, iid, user="admin"):
-    r = reg.api(user).get(f"/instances/{iid}")
-    assert r.status_code == 200, r.get_json()
-    return r.get_json()
-
-
-def pushes(reg, uscc):
-    r = httpx.get(f"{reg.ex.url}/api/v1/pushes", params={"uscc": uscc}, headers={"X-API-Key": API_KEY})
-    r.raise_for_status()
-    return {p["department"]: p for p in r.json()["pushes"]}
 
 
 def licences(reg, iid):

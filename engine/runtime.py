@@ -28,7 +28,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, make_transient_to_detached
 from sqlalchemy.orm.exc import StaleDataError
 
-from . import approval_rules, audit, forms, pulls
+from . import approval_rules, audit, forms, pulls, spiff_guards
 from . import clock as clock_mod
 from . import sla as sla_clock
 from .directory import active_user_id, group_names_joined, groups_of, no_such_user, split_names
@@ -152,6 +152,9 @@ def _after_rollback(session):
 
 def _on_commit(session: Session, fn) -> None:
     session.info.setdefault("tb_after_commit", []).append(fn)
+
+
+spiff_guards.install()
 
 
 def _translate(exc: Exception) -> ScriptError:

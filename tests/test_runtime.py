@@ -294,3 +294,27 @@ def test_incidents_are_rows_an_administrator_can_list(engine):
         inc = s.scalars(select(Incident)).one()
     assert inc.instance_id == iid and inc.element_id == "calc"
     assert "ZeroDivisionError" in inc.message or "division" in inc.message
+
+
+@pytest.mark.parametrize("approvers, said", [
+    (None, "'approvers' has no value"), (5, "'approvers' is a int, not a list"),
+    ("张三,李四", "'approvers' is a text, not a list"), ("missing", "'approvers' has no value")])
+def test_a_multi_instance_collection_that_is_not_a_list_is_a_located_error(engine, approvers, said):
+    """Without the check SpiffWorkflow raised TypeError from inside the step (None, a number) or made
+    one 会签 instance per character of a text."""
+    engine.deploy(example_files("multi_instance.bpmn"))
+    data = {} if approvers == "missing" else {"approvers": approvers}
+    with pytest.raises(ScriptError) as failed:
+        engine.start("multi_instance", data, actor="admin")
+    assert failed.value.element_id == "countersign" and said in str(failed.value)
+    with engine.sessions() as s:
+        assert s.scalar(select(func.count()).select_from(Instance)) == 0  # nothing half-written
+    started = engine.start("multi_instance", {"approvers": ["approver", "admin"]}, actor="admin")
+    assert len(engine.tasks(instance_id=started["instance_id"])) == 2
+
+
+def test_the_rest_api_answers_422_for_a_collection_that_is_not_a_list(client_for):
+    admin = client_for("admin")
+    r = admin.post("/api/v1/instances", json={"process_key": "multi_instance", "data": {}},
+                   headers={"X-CSRF-Token": admin.csrf})
+    assert r.status_code == 422 and "approvers" in r.get_json()["message"], r.get_json()
